@@ -1,0 +1,184 @@
+"""Per-sandbox state: everything DEL, CHECK and GC need, without the API server.
+
+Multus users leak IPs when DEL cannot reach its delegates: the pod is gone from the API,
+the NAD was deleted or edited, or the scratch cache dropped fields. netplex writes, under
+``<cniDir>/<containerID>``, the exact bytes of every delegate's network configuration,
+the interface it got, its capability args and CNI_ARGS, and (after ADD) its result.
+The entry is written *before* the first delegate runs and again after each one, so a
+crash half-way still leaves enough to undo what was done.
+
+Writes are atomic: a temp file in the same directory, fsync, rename, fsync of the
+directory. A reader sees the old entry or the new one, never half of one.
+
+Exceptions::
+
+    CacheError(Exception)   unreadable or corrupt entry (names the file and why)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from plugin import names
+
+CACHE_KIND = "netplexCacheV1"
+
+
+class CacheError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAttachment:
+    """One delegate: the network it attached, on which interface, with what, and the result."""
+
+    network: str  # "namespace/nad" or the cluster network's name (network-status "name")
+    ifname: str
+    config: bytes  # the delegate's network configuration, exactly as executed
+    cni_args: str = ""
+    capability_args: Mapping[str, Any] = field(default_factory=dict)
+    result: Mapping[str, Any] | None = None  # None until its ADD succeeded
+    default: bool = False  # the cluster network
+    device_info_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "network": self.network,
+            "ifname": self.ifname,
+            "config": base64.b64encode(self.config).decode("ascii"),
+            "cniArgs": self.cni_args,
+            "capabilityArgs": dict(self.capability_args),
+            "default": self.default,
+        }
+        if self.result is not None:
+            data["result"] = dict(self.result)
+        if self.device_info_file:
+            data["deviceInfoFile"] = self.device_info_file
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CachedAttachment:
+        result = data.get("result")
+        caps = data.get("capabilityArgs") or {}
+        if not isinstance(caps, Mapping) or (result is not None and not isinstance(result, Mapping)):
+            raise ValueError("capabilityArgs and result must be objects")
+        return cls(
+            network=str(data["network"]),
+            ifname=str(data["ifname"]),
+            config=base64.b64decode(str(data["config"]), validate=True),
+            cni_args=str(data.get("cniArgs", "")),
+            capability_args=dict(caps),
+            result=dict(result) if result is not None else None,
+            default=bool(data.get("default", False)),
+            device_info_file=str(data["deviceInfoFile"]) if data.get("deviceInfoFile") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxEntry:
+    container_id: str
+    netns: str | None
+    pod_namespace: str = ""
+    pod_name: str = ""
+    pod_uid: str = ""
+    attachments: tuple[CachedAttachment, ...] = ()
+
+    def with_result(self, position: int, result: Mapping[str, Any]) -> SandboxEntry:
+        updated = list(self.attachments)
+        updated[position] = replace(updated[position], result=dict(result))
+        return replace(self, attachments=tuple(updated))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": CACHE_KIND,
+            "containerId": self.container_id,
+            "netns": self.netns,
+            "pod": {"namespace": self.pod_namespace, "name": self.pod_name, "uid": self.pod_uid},
+            "attachments": [a.to_json() for a in self.attachments],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SandboxEntry:
+        if not isinstance(data, Mapping) or data.get("kind") != CACHE_KIND:
+            raise ValueError(f"not a {CACHE_KIND} entry")
+        pod = data.get("pod") or {}
+        attachments = data.get("attachments")
+        if not isinstance(attachments, Sequence) or isinstance(attachments, str | bytes):
+            raise ValueError("attachments must be a list")
+        return cls(
+            container_id=str(data["containerId"]),
+            netns=data.get("netns") if isinstance(data.get("netns"), str) else None,
+            pod_namespace=str(pod.get("namespace", "")),
+            pod_name=str(pod.get("name", "")),
+            pod_uid=str(pod.get("uid", "")),
+            attachments=tuple(CachedAttachment.from_json(a) for a in attachments),
+        )
+
+
+def entry_path(cache_dir: str, container_id: str) -> str:
+    """The entry's file; a container ID that could escape the directory is refused."""
+    problem = names.check_container_id(container_id)
+    if problem:
+        raise CacheError(problem)
+    return os.path.join(cache_dir, container_id)
+
+
+def write(cache_dir: str, entry: SandboxEntry) -> None:
+    path = entry_path(cache_dir, entry.container_id)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    data = json.dumps(entry.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{entry.container_id}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(cache_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read(cache_dir: str, container_id: str) -> SandboxEntry | None:
+    """The entry, or None when there is none; a corrupt entry is a CacheError."""
+    path = entry_path(cache_dir, container_id)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot read cache entry {path}: {exc.strerror}") from exc
+    try:
+        return SandboxEntry.from_json(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"corrupt cache entry {path}: {exc}") from exc
+
+
+def remove(cache_dir: str, container_id: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(entry_path(cache_dir, container_id))
+
+
+def container_ids(cache_dir: str) -> list[str]:
+    """Every container with an entry (temp files of interrupted writes are skipped)."""
+    try:
+        entries = os.listdir(cache_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(e for e in entries if not e.startswith(".") and names.check_container_id(e) is None
+                  and os.path.isfile(os.path.join(cache_dir, e)))

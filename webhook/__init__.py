@@ -1,0 +1,1 @@
+"""netplex's admission webhook: validation and mutation of pods, workloads, NADs, namespaces."""

@@ -1,0 +1,112 @@
+"""From an AdmissionReview ``request`` to a :class:`webhook.verdicts.Verdict`.
+
+This is the one handler the HTTP layer calls (``webhook.app.Handler``). It picks the
+rules by resource kind and operation and never sees the wire format: the envelope is
+parsed and rendered by ``webhook.reviews``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonpatch
+
+from plugin.problems import Problem
+from webhook import mutation, validators
+from webhook.index import NetworkIndex
+from webhook.policy import ClusterPolicy
+from webhook.verdicts import Verdict, allowed, denied, from_findings, patched
+
+# (API group, kind) pairs netplex judges; anything else is allowed untouched.
+GROUPS = {
+    "Pod": "",
+    "Namespace": "",
+    "NetworkAttachmentDefinition": "k8s.cni.cncf.io",
+    "Deployment": "apps",
+    "ReplicaSet": "apps",
+    "StatefulSet": "apps",
+    "DaemonSet": "apps",
+    "Job": "batch",
+    "CronJob": "batch",
+    "ReplicationController": "",
+}
+
+
+class Admission:
+    """Validation and mutation against a live (or static) index and a reloadable policy."""
+
+    def __init__(
+        self,
+        index: NetworkIndex,
+        policy: Callable[[], ClusterPolicy] = ClusterPolicy,
+        *,
+        confirm_missing: validators.Confirm | None = None,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._index = index
+        self._policy = policy
+        self._confirm = confirm_missing
+        self._ready = ready
+
+    def ready(self) -> bool:
+        return self._ready()
+
+    def index_size(self) -> int:
+        return self._index.size()
+
+    def _context(self) -> validators.Context:
+        return validators.Context(self._index, self._policy(), self._confirm)
+
+    def validate(self, request: Mapping[str, Any]) -> Verdict:
+        kind = _kind(request)
+        operation = request.get("operation")
+        if kind is None or operation not in ("CREATE", "UPDATE"):
+            return allowed()
+        obj = request.get("object")
+        if not isinstance(obj, Mapping):
+            return denied([Problem("request.object", f"is missing from a {operation} of a {kind}")])
+        old = request.get("oldObject")
+        findings = validators.check_object(
+            {**obj, "kind": kind},
+            _namespace(request, obj),
+            self._context(),
+            operation=str(operation),
+            old=old if isinstance(old, Mapping) else None,
+        )
+        return from_findings(findings)
+
+    def mutate(self, request: Mapping[str, Any]) -> Verdict:
+        if _kind(request) != "Pod" or request.get("operation") != "CREATE":
+            return allowed()
+        obj = request.get("object")
+        if not isinstance(obj, Mapping):
+            return allowed()  # the validating webhook denies it with the reason
+        result = mutation.mutate_pod(obj, _namespace(request, obj), self._index, self._policy())
+        ops = jsonpatch.make_patch(dict(obj), result.pod).patch
+        if not ops:
+            return allowed(*result.warnings)
+        return patched(list(ops), *result.warnings)
+
+
+def _kind(request: Mapping[str, Any]) -> str | None:
+    gvk = request.get("kind")
+    if not isinstance(gvk, Mapping):
+        return None
+    kind = gvk.get("kind")
+    if not isinstance(kind, str) or kind not in GROUPS:
+        return None
+    if gvk.get("group", "") != GROUPS[kind]:
+        return None
+    return kind
+
+
+def _namespace(request: Mapping[str, Any], obj: Mapping[str, Any]) -> str:
+    """The request's namespace first: controller-created pods arrive without their own."""
+    namespace = request.get("namespace")
+    if isinstance(namespace, str) and namespace:
+        return namespace
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping) and isinstance(meta.get("namespace"), str) and meta["namespace"]:
+        return str(meta["namespace"])
+    return "default"

@@ -1,0 +1,301 @@
+"""What the mutating webhook adds to a new pod, computed on a copy of the raw pod dict.
+
+The patch is always ``jsonpatch.make_patch(original, mutated)``: escaping (``~1`` in
+``k8s.v1.cni.cncf.io/networks``) and add-vs-replace come for free, unknown pod fields are
+never touched, and no change means no patch. Every step is idempotent, because the API
+server may call the webhook twice (``reinvocationPolicy: IfNeeded``).
+
+Steps, in order:
+
+1. default networks: the namespace's ``netplex.io/default-networks`` then the cluster
+   policy's ``defaultNetworks``, appended after the pod's own selections, skipping
+   networks the pod already selects; opt-out with ``netplex.io/skip-default-networks``;
+2. device-plugin resources: one unit of a NAD's ``k8s.v1.cni.cncf.io/resourceName`` per
+   attachment, in requests and limits (never lowering what the user set);
+3. optional: the ``podnetinfo`` downward-API volume, and the NADs' node selectors.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from plugin import selection
+from plugin.problems import Problem, show
+from webhook import policy as policies
+from webhook.index import IndexedNad, NetworkIndex
+from webhook.validators import namespace_policy
+
+RESOURCES_INJECTED = "netplex.io/injected-resources"
+NODE_SELECTOR_ANNOTATION = "k8s.v1.cni.cncf.io/nodeSelector"
+PODNETINFO = "podnetinfo"
+PODNETINFO_PATH = "/etc/podnetinfo"
+
+
+@dataclass(slots=True)
+class Mutation:
+    """The mutated pod and the warnings gathered on the way."""
+
+    pod: dict[str, Any]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def mutate_pod(
+    pod: Mapping[str, Any],
+    namespace: str,
+    index: NetworkIndex,
+    policy: policies.ClusterPolicy,
+) -> Mutation:
+    """Return a mutated deep copy of ``pod``; the caller diffs it against the original."""
+    out = Mutation(copy.deepcopy(dict(pod)))
+    annotations = _annotations(out.pod)
+    value = annotations.get(selection.NETWORKS_ANNOTATION)
+    if value is not None and not isinstance(value, str):
+        return out  # the validating webhook rejects it; nothing sane to add to
+    parsed = selection.parse_networks(value, namespace)
+    if not parsed.ok:
+        return out
+    selected = _add_default_networks(out, parsed, namespace, index, policy)
+    nads = [index.get_nad(s.namespace, s.name) for s in selected]
+    found = [n for n in nads if n is not None]
+    _add_resources(out, found, policy)
+    if policy.inject_node_selector:
+        _add_node_selectors(out, found)
+    if policy.inject_podnetinfo and selected:
+        _add_podnetinfo(out)
+    return out
+
+
+def _annotations(pod: dict[str, Any]) -> dict[str, Any]:
+    meta = pod.setdefault("metadata", {})
+    annotations = meta.get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def _set_annotation(pod: dict[str, Any], key: str, value: str) -> None:
+    meta = pod.setdefault("metadata", {})
+    if not isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = {}
+    meta["annotations"][key] = value
+
+
+def _default_sources(namespace: str, index: NetworkIndex, policy: policies.ClusterPolicy) -> list[tuple[str, str]]:
+    """(selection text, where it came from) in injection order."""
+    sources = []
+    ns_defaults = namespace_policy(namespace, index).default_networks
+    if ns_defaults:
+        sources.append((ns_defaults, f"namespace {namespace} ({policies.DEFAULT_NETWORKS})"))
+    if policy.default_networks and namespace not in policy.system_namespaces:
+        sources.append((policy.default_networks, "cluster policy defaultNetworks"))
+    return sources
+
+
+def _add_default_networks(
+    out: Mutation,
+    parsed: selection.SelectionResult,
+    namespace: str,
+    index: NetworkIndex,
+    policy: policies.ClusterPolicy,
+) -> tuple[selection.Selection, ...]:
+    own = parsed.selections
+    if policies.skips_default_networks(_annotations(out.pod)):
+        return own
+    chosen = list(own)
+    refs = {s.ref for s in own}
+    for text, origin in _default_sources(namespace, index, policy):
+        defaults = selection.parse_networks(text, namespace)
+        if not defaults.ok:
+            out.warnings.append(Problem(origin, f"default networks not injected: {defaults.errors[0]}"))
+            continue
+        for sel in defaults.selections:
+            if sel.ref in refs:
+                continue
+            refs.add(sel.ref)
+            # Written with its namespace: the pod's annotation must mean the same thing
+            # wherever the default came from.
+            chosen.append(replace(sel, namespace_given=True))
+    if len(chosen) == len(own):
+        return own
+    use_json = parsed.form == "json" or not all(s.short_form_ok for s in chosen)
+    text = selection.format_networks(chosen, "json" if use_json else "short")
+    reparsed = selection.parse_networks(text, namespace)
+    if not reparsed.ok:  # e.g. a default asks for an interface the pod already uses
+        out.warnings.append(
+            Problem(
+                policies.annotation_path(selection.NETWORKS_ANNOTATION),
+                f"default networks not injected: {reparsed.errors[0]}",
+            )
+        )
+        return own
+    _set_annotation(out.pod, selection.NETWORKS_ANNOTATION, text)
+    return reparsed.selections
+
+
+def _resource_of(nad: IndexedNad, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = nad.annotations.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _add_resources(out: Mutation, nads: list[IndexedNad], policy: policies.ClusterPolicy) -> None:
+    counts: dict[str, int] = {}
+    for nad in nads:
+        resource = _resource_of(nad, policy.resource_name_keys)
+        if resource:
+            counts[resource] = counts.get(resource, 0) + 1
+    if not counts:
+        return
+    containers = _target_containers(out, policy)
+    annotations = _annotations(out.pod)
+    previously = _previous_injection(annotations.get(RESOURCES_INJECTED))
+    added: dict[str, int] = {}
+    for index_, container in containers:
+        resources = container.get("resources")
+        if not isinstance(resources, dict):
+            resources = container["resources"] = {}
+        for part in ("requests", "limits"):
+            if not isinstance(resources.get(part), dict):
+                resources[part] = {}
+        for resource, count in sorted(counts.items()):
+            base = f"spec.containers[{index_}].resources"
+            user = _user_value(resources, resource, previously.get(resource, 0) if policy.honor_resources else 0)
+            if user is None:  # not a whole number: leave it to the API server
+                out.warnings.append(Problem(f"{base}.limits[{resource}]",
+                                            f"is not a whole number, netplex did not change it (got {show(resources['limits'].get(resource))})"))
+                continue
+            if user == 0:
+                target = count
+            elif policy.honor_resources:
+                target = user + count
+            else:
+                target = user
+                if user < count:
+                    out.warnings.append(Problem(
+                        f"{base}.requests[{resource}]",
+                        f"is {user} but the pod's networks need {count} (got {user}); the pod "
+                        f"will get fewer devices than attachments and fail at start; set it to {count} "
+                        "or remove it to let netplex set it",
+                    ))
+            resources["requests"][resource] = str(target)
+            resources["limits"][resource] = str(target)
+            if target != user:
+                added[resource] = target - user
+    if policy.honor_resources and added:
+        _set_annotation(out.pod, RESOURCES_INJECTED, json.dumps(added, sort_keys=True, separators=(",", ":")))
+
+
+def _previous_injection(value: object) -> dict[str, int]:
+    if not isinstance(value, str):
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _user_value(resources: dict[str, Any], resource: str, already_added: int) -> int | None:
+    """What the user asked for (0 = nothing), without what netplex added before."""
+    values = []
+    for part in ("requests", "limits"):
+        raw = resources[part].get(resource)
+        if raw is None:
+            continue
+        text = str(raw).strip()
+        if not text.isdigit():
+            return None
+        values.append(int(text))
+    if not values:
+        return 0
+    return max(max(values) - already_added, 0)
+
+
+def _target_containers(out: Mutation, policy: policies.ClusterPolicy) -> list[tuple[int, dict[str, Any]]]:
+    spec = out.pod.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        return []
+    indexed = [(i, c) for i, c in enumerate(containers) if isinstance(c, dict)]
+    if policy.resource_all_containers:
+        return indexed
+    if policy.resource_container:
+        named = [(i, c) for i, c in indexed if c.get("name") == policy.resource_container]
+        if named:
+            return named
+        out.warnings.append(Problem(
+            "spec.containers",
+            f"has no container named {show(policy.resource_container)} (the policy's "
+            "resourceContainer); device resources were added to the first container",
+        ))
+    return indexed[:1]
+
+
+def _add_node_selectors(out: Mutation, nads: list[IndexedNad]) -> None:
+    spec = out.pod.setdefault("spec", {})
+    wanted: dict[str, str] = {}
+    for nad in nads:
+        raw = nad.annotations.get(NODE_SELECTOR_ANNOTATION)
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        for item in raw.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                out.warnings.append(Problem(
+                    f"NetworkAttachmentDefinition {nad.ref} annotation {NODE_SELECTOR_ANNOTATION}",
+                    f"is not key=value (got {show(item)}); ignored",
+                ))
+                continue
+            wanted[key.strip()] = value.strip()
+    if not wanted:
+        return
+    current = spec.get("nodeSelector")
+    merged = dict(current) if isinstance(current, dict) else {}
+    for key, value in wanted.items():
+        if key in merged and merged[key] != value:
+            out.warnings.append(Problem(
+                f"spec.nodeSelector[{key}]",
+                f"differs from what a selected network needs (got {show(merged[key])}, the network "
+                f"needs {show(value)}); kept yours, but the network may be missing on those nodes",
+            ))
+            continue
+        merged[key] = value
+    spec["nodeSelector"] = merged
+
+
+def _add_podnetinfo(out: Mutation) -> None:
+    spec = out.pod.setdefault("spec", {})
+    volumes = spec.get("volumes")
+    if not isinstance(volumes, list):
+        volumes = []
+    if not any(isinstance(v, dict) and v.get("name") == PODNETINFO for v in volumes):
+        volumes.append({
+            "name": PODNETINFO,
+            "downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+            ]},
+        })
+        spec["volumes"] = volumes
+    containers = spec.get("containers")
+    for i, container in enumerate(containers if isinstance(containers, list) else []):
+        if not isinstance(container, dict):
+            continue
+        mounts = container.get("volumeMounts")
+        mounts = mounts if isinstance(mounts, list) else []
+        if any(isinstance(m, dict) and m.get("name") == PODNETINFO for m in mounts):
+            continue
+        if any(isinstance(m, dict) and m.get("mountPath") == PODNETINFO_PATH for m in mounts):
+            out.warnings.append(Problem(
+                f"spec.containers[{i}].volumeMounts",
+                f"already uses {PODNETINFO_PATH} (got another volume there); podnetinfo not mounted",
+            ))
+            continue
+        mounts.append({"name": PODNETINFO, "mountPath": PODNETINFO_PATH, "readOnly": True})
+        container["volumeMounts"] = mounts

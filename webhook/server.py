@@ -1,0 +1,333 @@
+"""``netplex-webhook``: serve the admission webhook over HTTPS with uvicorn.
+
+    netplex-webhook --tls-cert tls.crt --tls-key tls.key [--nads DIR | --kubeconfig FILE]
+    netplex-webhook --self-signed --nads DIR         # laptop: prints the CA to trust
+
+TLS is always on. With ``--tls-cert/--tls-key`` the pair is followed on disk and a
+renewed certificate is served without a restart (:class:`webhook.tls.CertReloader`).
+With ``--self-signed`` a CA and a serving certificate are made in memory; the CA (PEM
+and base64, for ``clientConfig.caBundle``) is printed on stdout. Logs go to stderr.
+
+Shutdown: SIGTERM (or SIGINT) stops accepting connections, lets requests in flight
+finish for up to ``--shutdown-timeout`` seconds, and exits 0. Exit codes: 0 after a
+clean stop, 1 when the server cannot start (bad certificate, port in use, handler
+failed to build), 2 for usage errors.
+
+``--workers``: only 1. uvicorn's multi-process mode starts workers with ``spawn`` and
+pickles the configuration; an ``ssl.SSLContext`` cannot be pickled and the app must
+then be an import string, so each worker would rebuild its own handler, NAD watch
+and certificate reloader, and ``/metrics`` would show whichever worker answered the
+scrape. Admission checks take well under a millisecond; scale with Deployment
+replicas, which also survive node loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import logging
+import signal
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from webhook.app import Handler
+
+log = logging.getLogger("netplex.webhook")
+
+DEFAULT_SHUTDOWN_TIMEOUT = 25  # below the kubelet's default 30 s grace period
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+BuildHandler = Callable[[argparse.Namespace], "Handler"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from webhook.app import DEFAULT_MAX_BODY
+
+    p = argparse.ArgumentParser(
+        prog="netplex-webhook",
+        description="Serve the netplex admission webhook (validate and mutate) over HTTPS.",
+    )
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8443, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    tls = p.add_argument_group("TLS (exactly one of --tls-cert with --tls-key, or --self-signed)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM serving certificate (chain); reloaded when it changes")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    tls.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="generate an in-memory CA and serving certificate and print the CA on stdout",
+    )
+    tls.add_argument(
+        "--cert-reload-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often to look for a renewed --tls-cert/--tls-key (default: %(default)s)",
+    )
+    src = p.add_argument_group("where NADs, Namespaces and policy come from")
+    src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster config)")
+    src.add_argument("--nads", metavar="DIR", help="read NADs and Namespaces from YAML files instead of a cluster")
+    src.add_argument("--policy", metavar="FILE", help="cluster-wide policy file (YAML); reloaded on change")
+    p.add_argument("--workers", type=int, default=1, help="worker processes; only 1 is supported (see --help text)")
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest AdmissionReview accepted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=int,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish (default: %(default)s)",
+    )
+    p.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS, help="(default: %(default)s)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
+    return p
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    build_handler: BuildHandler | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the webhook until SIGTERM/SIGINT; return the exit code.
+
+    ``build_handler`` and ``stdout`` are test seams; by default the handler comes from
+    ``webhook.wiring.build_handler`` (imported only here: it pulls in the Kubernetes
+    client) and the CA bundle goes to ``sys.stdout``.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    problem = usage_problem(args)
+    if problem:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    from webhook import tls
+
+    reloader: tls.CertReloader | None = None
+    ca: bytes | None = None
+    try:
+        if args.self_signed:
+            pair = tls.self_signed(_hosts_for(args.host))
+            ctx = tls.context_from_pem(pair.cert, pair.key)
+            ca = pair.ca
+        else:
+            ctx = tls.server_ssl_context(args.tls_cert, args.tls_key)
+            reloader = tls.CertReloader(ctx, args.tls_cert, args.tls_key, interval=args.cert_reload_interval)
+    except tls.CertificateError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+
+    if build_handler is None:
+        # Imported by name: it pulls in the Kubernetes client, which only this path needs.
+        try:
+            wiring = importlib.import_module("webhook.wiring")
+        except ImportError as exc:
+            log.error("cannot start: the handler wiring cannot be imported: %s", exc)
+            return 1
+        build_handler = cast(BuildHandler, wiring.build_handler)
+    try:
+        handler = build_handler(args)
+    except Exception:
+        log.exception("cannot start: building the admission handler failed")
+        return 1
+
+    from webhook.app import create_app
+
+    app = create_app(handler, max_body=args.max_body)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        log.error("cannot start: cannot listen on %s port %d: %s", args.host, args.port, exc)
+        return 1
+    url = _url(args.host, sock.getsockname()[1])
+    if ca is not None:
+        print_ca_bundle(ca, url, stdout or sys.stdout)
+    if reloader is not None:
+        reloader.start()
+    try:
+        return serve(
+            app,
+            ctx,
+            sock,
+            url=url,
+            shutdown_timeout=args.shutdown_timeout,
+            access_log=args.access_log,
+            log_level=args.log_level,
+        )
+    finally:
+        if reloader is not None:
+            reloader.stop()
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with a combination of flags argparse cannot check, or None."""
+    has_files = args.tls_cert is not None or args.tls_key is not None
+    if args.self_signed and has_files:
+        return "--self-signed cannot be combined with --tls-cert/--tls-key; choose one"
+    if not args.self_signed:
+        if not has_files:
+            return "TLS is required: give --tls-cert and --tls-key, or --self-signed"
+        if args.tls_cert is None or args.tls_key is None:
+            missing = "--tls-key" if args.tls_key is None else "--tls-cert"
+            return f"--tls-cert and --tls-key go together; {missing} is missing"
+    if args.workers != 1:
+        return (
+            f"--workers {args.workers}: only 1 is supported (uvicorn's worker processes cannot "
+            "share the TLS context, the NAD index or the metrics); run more replicas instead"
+        )
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port}: must be between 0 and 65535"
+    if args.max_body <= 0:
+        return f"--max-body {args.max_body}: must be a positive number of bytes"
+    if args.shutdown_timeout < 0:
+        return f"--shutdown-timeout {args.shutdown_timeout}: must be 0 or more seconds"
+    if args.cert_reload_interval <= 0:
+        return f"--cert-reload-interval {args.cert_reload_interval}: must be more than 0 seconds"
+    return None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (so the real port is known before uvicorn starts)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def make_server(
+    app: FastAPI,
+    ctx: ssl.SSLContext,
+    *,
+    shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> uvicorn.Server:
+    """The uvicorn server for ``app``, serving TLS with ``ctx`` (not started)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        ssl_context_factory=lambda _config, _default: ctx,
+        http="auto",  # httptools when installed, else h11
+        loop="auto",  # uvloop when installed
+        ws="none",
+        lifespan="off",
+        access_log=access_log,
+        log_config=None,  # keep our logging setup
+        log_level=log_level,
+        server_header=False,
+        timeout_graceful_shutdown=shutdown_timeout,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(
+    app: FastAPI,
+    ctx: ssl.SSLContext,
+    sock: socket.socket,
+    *,
+    url: str = "",
+    shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> int:
+    """Serve ``app`` on ``sock`` with TLS context ``ctx`` until SIGTERM/SIGINT; return 0.
+
+    uvicorn handles the signals while it runs, then re-raises them with the handlers it
+    found at start. Ours note the signal instead of killing the process, so a stop by
+    SIGTERM exits 0 after the graceful shutdown (the default action would exit 143).
+    A signal that arrives before uvicorn took over is not lost either.
+    """
+    server = make_server(app, ctx, shutdown_timeout=shutdown_timeout, access_log=access_log, log_level=log_level)
+    stopped_by: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signum)
+        server.should_exit = True
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, stop)
+    log.info("netplex-webhook serving on %s", url or sock.getsockname())
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits this way when startup fails
+        code = exc.code if isinstance(exc.code, int) else 1
+        log.error("server stopped during startup (exit %s)", code)
+        return code or 1
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+        sock.close()
+    if stopped_by:
+        log.info("stopped by %s", signal.Signals(stopped_by[0]).name)
+    return 0
+
+
+def print_ca_bundle(ca_pem: bytes, url: str, out: TextIO) -> None:
+    """The self-signed CA on stdout: PEM for curl, base64 for ``caBundle``."""
+    out.write(
+        "# netplex-webhook --self-signed: CA generated for this run only\n"
+        f"# save the PEM below as ca.pem, then: curl --cacert ca.pem {url}/healthz\n"
+    )
+    out.write(ca_pem.decode("ascii"))
+    out.write("# caBundle (base64 of the PEM above, for a webhook configuration's clientConfig.caBundle):\n")
+    out.write(base64.b64encode(ca_pem).decode("ascii") + "\n")
+    out.flush()
+
+
+def _hosts_for(host: str) -> list[str]:
+    hosts = [socket.gethostname()]
+    if host not in ("0.0.0.0", "::", ""):
+        hosts.insert(0, host)
+    return hosts
+
+
+def _url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

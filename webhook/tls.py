@@ -1,0 +1,343 @@
+"""TLS for the webhook: a throwaway CA for local use, the server context, and hot reload.
+
+- :func:`self_signed` makes an in-memory CA and a serving certificate signed by it
+  (ECDSA P-256), for ``netplex-webhook --self-signed`` and for tests.
+- :func:`server_ssl_context` builds the context uvicorn serves: TLS 1.2 or newer, no
+  compression, ALPN ``http/1.1``.
+- :class:`CertReloader` follows a cert/key pair on disk (a mounted Secret) and makes new
+  handshakes present the new certificate, without a restart.
+
+How a reload reaches the server: the context handed to uvicorn is never modified after
+start. The reloader builds a *fresh* context for every good pair, and the served
+context's ``sni_callback`` (called by OpenSSL for every ClientHello, with or without SNI)
+switches each new connection to the newest one. This is deliberate, instead of calling
+``load_cert_chain`` again on the served context:
+
+- OpenSSL keeps one certificate slot per key type. Loading an RSA pair into a context
+  that holds an EC pair leaves the EC pair in place, and clients that prefer ECDSA keep
+  getting the *old* certificate until it expires (checked in ``test_tls.py``).
+- ``load_cert_chain`` installs the certificate and then the key, in two steps, with the
+  GIL released, while the event loop creates connections from the same context. A
+  handshake in between would get the new certificate without its key.
+
+Swapping a reference has neither problem: a connection gets the old pair or the new one.
+
+Errors: :class:`CertificateError` (a ``ValueError``) when a pair cannot be used; the
+reloader logs it and keeps serving the previous pair. ``ssl.SSLError`` and ``OSError``
+from the standard library are wrapped into it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import logging
+import os
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger("netplex.webhook")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+_ALPN = ["http/1.1"]
+
+
+class CertificateError(ValueError):
+    """A certificate/key pair that cannot be served (unreadable, half written, mismatched)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertPair:
+    """PEM bytes: the CA that signed ``cert`` (the caBundle), the serving cert, its key."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+
+# -- generation ---------------------------------------------------------------------------
+
+
+def self_signed(
+    hosts: list[str],
+    *,
+    days: int = 365,
+    now: datetime.datetime | None = None,
+) -> CertPair:
+    """An in-memory CA and a serving certificate for the loopback names plus ``hosts``.
+
+    Each host is an IP SAN when it parses as an address, otherwise a DNS SAN. The CA key
+    is dropped when this returns: nothing can be signed with this CA afterwards.
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
+    not_before = now - datetime.timedelta(minutes=5)  # tolerate small clock skew
+    not_after = now + datetime.timedelta(days=days)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netplex-webhook self-signed CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = _unique([*LOOPBACK_HOSTS, *hosts])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([_san(h) for h in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return CertPair(
+        ca=ca_cert.public_bytes(serialization.Encoding.PEM),
+        cert=cert.public_bytes(serialization.Encoding.PEM),
+        key=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def _unique(hosts: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for host in hosts:
+        host = host.strip()
+        if host and host not in ("0.0.0.0", "::"):
+            seen.setdefault(host, None)
+    return list(seen)
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+# -- contexts -----------------------------------------------------------------------------
+
+
+def server_ssl_context(cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]) -> ssl.SSLContext:
+    """The server context: TLS >= 1.2, no compression, no renegotiation, ALPN http/1.1.
+
+    Raises :class:`CertificateError` when the files cannot be read or do not form a pair.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    ctx.set_alpn_protocols(_ALPN)
+    try:
+        ctx.load_cert_chain(os.fspath(cert_file), os.fspath(key_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise CertificateError(
+            f"cannot load certificate {os.fspath(cert_file)!r} with key {os.fspath(key_file)!r}: {exc}"
+        ) from exc
+    return ctx
+
+
+def context_from_pem(cert: bytes, key: bytes) -> ssl.SSLContext:
+    """A server context from PEM bytes (the ``ssl`` module only loads from files).
+
+    The bytes are written to a private temporary directory (mode 0700, files 0600; in
+    ``/dev/shm`` when it exists, so keys do not touch a disk) that is removed before this
+    returns.
+    """
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="netplex-tls-", dir=base) as tmp:
+        cert_path = Path(tmp) / "tls.crt"
+        key_path = Path(tmp) / "tls.key"
+        for path, data in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        return server_ssl_context(cert_path, key_path)
+
+
+# -- reload -------------------------------------------------------------------------------
+
+
+class CertReloader:
+    """Serve the newest valid pair found at ``cert_file``/``key_file`` without a restart.
+
+    Polls the *contents* every ``interval`` seconds (a Secret volume swaps a ``..data``
+    symlink, so inode or inotify events on the file paths are unreliable). When the pair's
+    content changed (either file: a renewal may keep the key) and the two files form a
+    valid pair, new handshakes on ``ctx`` use it. A half-written or mismatched pair is
+    logged and ignored, and the previous certificate keeps serving; the same content is
+    not retried until it changes again.
+
+    ``ctx`` is the context the server was started with; its ``sni_callback`` is taken
+    over (see the module docstring). :meth:`check` runs one poll synchronously, which is
+    what tests and the first start use.
+    """
+
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        cert_file: str | os.PathLike[str],
+        key_file: str | os.PathLike[str],
+        *,
+        interval: float = 10.0,
+        make_context: Callable[[bytes, bytes], ssl.SSLContext] = context_from_pem,
+    ) -> None:
+        self.cert_file = Path(cert_file)
+        self.key_file = Path(key_file)
+        self.interval = interval
+        self._ctx = ctx
+        self._make_context = make_context
+        self._current: ssl.SSLContext = ctx
+        self._digest: bytes | None = None  # content of the last pair looked at
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        ctx.sni_callback = self._select
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        """The context new connections are switched to."""
+        return self._current
+
+    def _select(self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, ctx: ssl.SSLContext) -> None:
+        current = self._current
+        if current is not ctx:
+            conn.context = current
+
+    def check(self) -> bool:
+        """Look at the files once; return True when a new pair was put in service."""
+        with self._lock:
+            try:
+                cert = self.cert_file.read_bytes()
+                key = self.key_file.read_bytes()
+            except OSError as exc:
+                log.warning("certificate reload: cannot read the pair (%s); still serving the previous certificate", exc)
+                return False
+            digest = hashlib.sha256(len(cert).to_bytes(8, "big") + cert + key).digest()
+            if digest == self._digest:
+                return False
+            try:
+                fresh = self._make_context(cert, key)
+            except (CertificateError, ssl.SSLError, ValueError) as exc:
+                self._digest = digest  # this content is bad: wait for the next change
+                log.error(
+                    "certificate reload: %s and %s do not form a usable pair (%s); "
+                    "still serving the previous certificate",
+                    self.cert_file,
+                    self.key_file,
+                    exc,
+                )
+                return False
+            except OSError as exc:  # the environment, not the pair: try again next poll
+                log.warning("certificate reload: %s; will retry", exc)
+                return False
+            self._digest = digest
+            self._current = fresh
+            log.info("certificate reload: now serving %s", describe(cert))
+            return True
+
+    def start(self) -> CertReloader:
+        """Poll in a daemon thread until :meth:`stop`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="netplex-cert-reloader", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 5)
+            self._thread = None
+
+    def __enter__(self) -> CertReloader:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # never let the poller die: the server must keep serving
+                log.exception("certificate reload: unexpected error; will retry")
+
+
+def describe(cert_pem: bytes) -> str:
+    """``subject, SANs, expiry`` of the first certificate in a PEM chain, for logs."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return "an unparseable certificate"
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n.value) for n in sans]
+    except x509.ExtensionNotFound:
+        names = []
+    return (
+        f"{cert.subject.rfc4514_string()} (SANs {', '.join(names) or 'none'}; "
+        f"expires {cert.not_valid_after_utc.isoformat()})"
+    )
