@@ -40,8 +40,9 @@ def load_api_client(kubeconfig: str | None) -> Any:
 class ClusterIndex(MemoryIndex):
     """A :class:`MemoryIndex` fed by list+watch; ``confirm`` does one GET for a miss."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, *, watch_timeout: int = WATCH_TIMEOUT_SECONDS) -> None:
         super().__init__()
+        self._watch_timeout = watch_timeout
         from kubernetes import client
 
         self._core = client.CoreV1Api(api_client)
@@ -108,7 +109,7 @@ class ClusterIndex(MemoryIndex):
                 stream = watch.Watch().stream(
                     lister,
                     resource_version=resource_version,
-                    timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                    timeout_seconds=self._watch_timeout,
                     allow_watch_bookmarks=True,
                 )
                 for event in stream:
