@@ -184,6 +184,18 @@ def test_changing_networks_of_a_running_pod_is_denied(webhook: Webhook) -> None:
 def test_ready_and_metrics_reflect_the_example_index(webhook: Webhook) -> None:
     assert webhook.client.get("/readyz").status_code == 200
     metrics = webhook.client.get("/metrics").text
-    assert "netplex_webhook_index_size 4.0" in metrics
+    assert "netplex_webhook_index_size 5.0" in metrics
     assert re.search(r'netplex_webhook_requests_total\{endpoint="validate",kind="Pod",operation="CREATE",'
                      r'outcome="denied"\} [1-9]', metrics)
+
+
+def test_the_sample_reviews_in_examples_give_what_the_readme_shows(webhook: Webhook) -> None:
+    bad = json.loads((REPO / "examples" / "review-bad-pod.json").read_text())
+    answer = webhook.client.post("/validate", json=bad).json()["response"]
+    assert answer["allowed"] is False
+    assert answer["status"]["message"].startswith(
+        "metadata.annotations[k8s.v1.cni.cncf.io/networks][0].interface: \"data/1\" is not a valid interface name"
+    )
+    good = json.loads((REPO / "examples" / "review-mutate-pod.json").read_text())
+    answer = webhook.client.post("/mutate", json=good).json()["response"]
+    assert json.loads(base64.b64decode(answer["patch"]))[0]["value"] == "tenant-a/data-net@data0,shared/storage-net"
