@@ -10,29 +10,49 @@ crash half-way still leaves enough to undo what was done.
 Writes are atomic: a temp file in the same directory, fsync, rename, fsync of the
 directory. A reader sees the old entry or the new one, never half of one.
 
+Locks (CNI-17, NPWG-36): operations on one container never overlap, and GC never
+overlaps any of them. :func:`sandbox_lock` takes a shared lock on ``.locks/.gc`` and an
+exclusive one on ``.locks/<containerID>``; :func:`gc_lock` takes ``.locks/.gc``
+exclusively. They are ``flock`` locks, so a crashed process releases them. Lock files
+live in their own directory, whose name starts with a dot as no container ID can, so
+:func:`container_ids` never mistakes one for an entry (``abc.lock`` is a valid container
+ID). A lock file is removed with its entry (:func:`remove`, called while holding the
+lock); a process that was waiting on the removed file notices (the path no longer
+names the file it locked) and locks the new one instead.
+
 Exceptions::
 
     CacheError(Exception)   unreadable or corrupt entry (names the file and why)
+     └── LockTimeout        another operation held the lock longer than the timeout
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plugin import names
 
 CACHE_KIND = "netplexCacheV1"
+LOCK_DIR = ".locks"
+GC_LOCK = ".gc"  # starts with a dot: no container ID can take this name
+LOCK_POLL = (0.005, 0.05)  # first and longest pause between two tries
 
 
 class CacheError(Exception):
     pass
+
+
+class LockTimeout(CacheError):
+    """Another operation kept the lock for longer than we were willing to wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,15 +190,103 @@ def read(cache_dir: str, container_id: str) -> SandboxEntry | None:
 
 
 def remove(cache_dir: str, container_id: str) -> None:
+    """Remove the entry and the container's lock file (call it holding the lock)."""
+    path = entry_path(cache_dir, container_id)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(entry_path(cache_dir, container_id))
+        os.unlink(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(cache_dir, LOCK_DIR, container_id))
 
 
 def container_ids(cache_dir: str) -> list[str]:
-    """Every container with an entry (temp files of interrupted writes are skipped)."""
+    """Every container with an entry: regular files named by a valid container ID.
+
+    Temp files of interrupted writes (``.<id>.….tmp``) and the lock directory start
+    with a dot, which no container ID does; directories are skipped too.
+    """
     try:
         entries = os.listdir(cache_dir)
     except FileNotFoundError:
         return []
     return sorted(e for e in entries if not e.startswith(".") and names.check_container_id(e) is None
                   and os.path.isfile(os.path.join(cache_dir, e)))
+
+
+# ------------------------------------------------------------------------------ locks
+
+
+@contextlib.contextmanager
+def sandbox_lock(cache_dir: str, container_id: str, *, timeout: float) -> Iterator[None]:
+    """Hold ``container_id``'s lock (and keep GC out) for an ADD, DEL or CHECK."""
+    entry_path(cache_dir, container_id)  # refuses an ID that could escape the directory
+    deadline = time.monotonic() + timeout
+    with _flock(cache_dir, GC_LOCK, fcntl.LOCK_SH, deadline, "garbage collection"), \
+            _flock(cache_dir, container_id, fcntl.LOCK_EX, deadline, f"another operation on container {container_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def gc_lock(cache_dir: str, *, timeout: float) -> Iterator[None]:
+    """Hold the lock that no ADD, DEL or CHECK runs under at the same time."""
+    with _flock(cache_dir, GC_LOCK, fcntl.LOCK_EX, time.monotonic() + timeout,
+                "an ADD, DEL or CHECK in progress"):
+        yield
+
+
+def prune_locks(cache_dir: str) -> list[str]:
+    """Remove lock files of containers that have no entry (call it under :func:`gc_lock`);
+    the names removed."""
+    directory = os.path.join(cache_dir, LOCK_DIR)
+    try:
+        names_ = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    keep = set(container_ids(cache_dir))
+    removed = []
+    for name in sorted(names_):
+        if name == GC_LOCK or name in keep or names.check_container_id(name) is not None:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
+@contextlib.contextmanager
+def _flock(cache_dir: str, name: str, mode: int, deadline: float, holder: str) -> Iterator[None]:
+    directory = os.path.join(cache_dir, LOCK_DIR)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)  # makedirs gives the mode to the leaf only
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, name)
+    fd = _acquire(path, mode, deadline, holder)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _acquire(path: str, mode: int, deadline: float, holder: str) -> int:
+    pause = LOCK_POLL[0]
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"{holder} still holds {path}; gave up waiting") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, LOCK_POLL[1])
+            held = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)  # the file was removed (and maybe re-created) while we waited: lock the new one

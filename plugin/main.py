@@ -2,102 +2,107 @@
 
 ``main(environ, stdin, stdout, stderr) -> int`` is the whole interface (the test seam):
 nothing deeper reads ``os.environ`` or ``sys.stdin``. Results and CNI errors go to stdout
-as JSON, logs only to stderr or the log file. Start-up imports only the standard library;
-``ssl`` and ``http.client`` are imported only when the API server is actually called,
-so VERSION, STATUS and a cached DEL never pay for them.
+as JSON, logs only to stderr or the log file (``logFile``/``logToStderr``).
+
+Start-up cost is paid once per pod sandbox, so this module imports nothing but ``sys``
+at the top: VERSION and the "about" text (no ``CNI_COMMAND``) answer from constants,
+without ``json``, ``re``, ``typing`` or ``logging``. Every other verb imports what it
+needs when it runs; ``ssl`` and ``http.client`` only when the API server is actually
+called (``plugin.k8s``): never for a DEL that finds its cache entry, and for STATUS only
+when ``clusterNetwork`` is a bare name (which may be a NAD). ``python -m plugin.pack``
+builds the same entry point as one executable file (a zipapp) for nodes.
+
+Order of checks, as skel (cni.md §10.10): the ``CNI_*`` environment (code 4, every
+missing variable named at once), then stdin (6 when it is not JSON), then the
+configuration (7, naming the key), then its ``cniVersion`` (1).
+
+Decisions:
+
+- VERSION ignores stdin and answers ``cniVersion`` 1.1.0, as skel does (cni.md §4.5):
+  a runtime's decoder only needs a version it knows, and a VERSION run by hand from a
+  terminal does not hang waiting for input.
+- netplex accepts its own configuration in 0.3.0 … 1.1.0 (``plugin.cni.PLUGIN_VERSIONS``);
+  like skel, CHECK needs 0.4.0 or later and GC and STATUS 1.1.0 (code 1). The
+  delegates' versions are independent of it; results are converted to the version the
+  runtime asked for.
+- An error JSON carries the request's ``cniVersion`` when it is one CNI knows, and no
+  ``cniVersion`` before the configuration was read.
+- Anything unexpected (a bug) is still a CNI error on stdout (code 999), with the
+  traceback in the log: the runtime must never see a Python traceback instead of JSON.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
-from collections.abc import Mapping
-from typing import IO, Any
 
-from plugin import cni
-from plugin.config import ConfigError, PluginConfig, parse_plugin_config
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Mapping
+    from typing import IO
+
+    from plugin.commands import Environment
+    from plugin.config import PluginConfig
 
 VERSION = "0.1.0"
+# Equal to plugin.cni.PLUGIN_VERSIONS (a test keeps them equal); repeated here so that
+# VERSION does not import the protocol module.
+PLUGIN_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+_QUOTED = ", ".join(f'"{v}"' for v in PLUGIN_VERSIONS)
+VERSION_ANSWER = f'{{"cniVersion": "1.1.0", "supportedVersions": [{_QUOTED}]}}\n'
+
 ABOUT = (
     f"netplex {VERSION}: a delegating CNI plugin (NPWG multi-network, Multus-compatible configuration).\n"
-    "Run by a container runtime with CNI_COMMAND=ADD|DEL|CHECK|GC|STATUS|VERSION and the network "
-    "configuration on stdin.\n"
-    f"CNI versions supported: {', '.join(cni.PLUGIN_VERSIONS)}\n"
+    "A container runtime runs it with CNI_COMMAND=ADD|DEL|CHECK|GC|STATUS|VERSION, the CNI_* "
+    "variables and the network configuration on stdin.\n"
+    f"CNI protocol versions supported: {', '.join(PLUGIN_VERSIONS)}\n"
 )
-LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "info": logging.INFO,
-          "error": logging.ERROR, "panic": logging.CRITICAL}
+LOG_LEVELS = {"debug": 10, "verbose": 20, "info": 20, "error": 40, "panic": 50}
+# The lowest configuration version that may carry each verb (skel's rule).
+VERB_SINCE = {"CHECK": (0, 4, 0), "GC": (1, 1, 0), "STATUS": (1, 1, 0)}
 
 
-def _setup_logging(cfg: PluginConfig, stderr: IO[str]) -> None:
-    logger = logging.getLogger("netplex")
-    logger.handlers.clear()
-    logger.propagate = False
-    logger.setLevel(LEVELS.get(cfg.log_level, logging.ERROR))
-    fmt = logging.Formatter("%(asctime)s netplex %(levelname)s %(message)s")
-    if cfg.log_to_stderr:
-        handler = logging.StreamHandler(stderr)
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
-    if cfg.log_file:
-        try:
-            file_handler = logging.FileHandler(cfg.log_file)
-        except OSError as exc:
-            print(f"netplex: cannot open log file {cfg.log_file}: {exc}", file=stderr)
-        else:
-            file_handler.setFormatter(fmt)
-            logger.addHandler(file_handler)
-    for name in ("netplex.delegate",):
-        logging.getLogger(name).parent = logger
+def main(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str], stderr: IO[str],
+         *, env_factory: Callable[[Mapping[str, str]], Environment] | None = None) -> int:
+    """Run one CNI command; the exit status (0 success, 1 a CNI error printed on stdout).
 
-
-def _read_stdin(stdin: IO[bytes] | IO[str]) -> bytes:
-    try:
-        data = stdin.read()
-    except OSError as exc:
-        raise cni.CniError(cni.IO_FAILURE, "cannot read the configuration from stdin", str(exc)) from exc
-    return data.encode("utf-8") if isinstance(data, str) else data
-
-
-def _load_config(raw: bytes) -> tuple[PluginConfig, Mapping[str, Any]]:
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise cni.CniError(cni.DECODE_FAILURE, "cannot decode the network configuration", str(exc)) from exc
-    try:
-        return parse_plugin_config(data), data
-    except ConfigError as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, "invalid netplex configuration", str(exc)) from exc
-
-
-def run(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str], stderr: IO[str],
-        env_factory: Any = None) -> int:
+    ``env_factory`` builds the :class:`plugin.commands.Environment` from ``environ``
+    (the test seam for delegate execution, timeouts and the device-info directory).
+    """
     command = environ.get("CNI_COMMAND", "")
     if command == "":
         stderr.write(ABOUT)
         return 0
-    request_version = cni.PLUGIN_VERSIONS[-1]
+    if command == "VERSION":
+        stdout.write(VERSION_ANSWER)
+        return 0
+    return _run(command, environ, stdin, stdout, stderr, env_factory)
+
+
+def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str],
+         stderr: IO[str], env_factory: Callable[[Mapping[str, str]], Environment] | None) -> int:
+    import json
+    import logging
+
+    from plugin import cni
+
+    logger = logging.getLogger("netplex")
+    saved = (logger.propagate, logger.level)  # restored: main() may run inside a bigger process
+    version = ""  # the request's cniVersion, once known
+    handlers: list[logging.Handler] = []
     try:
-        if command == "VERSION":
-            raw = _read_stdin(stdin)
-            try:
-                asked = json.loads(raw).get("cniVersion", request_version) if raw.strip() else request_version
-            except (ValueError, AttributeError):
-                asked = request_version
-            stdout.write(json.dumps(cni.version_result(str(asked))) + "\n")
-            return 0
         inv = cni.read_invocation(environ)
-        cfg, _ = _load_config(_read_stdin(stdin))
-        request_version = cfg.cni_version or "0.1.0"
-        if request_version not in cni.PLUGIN_VERSIONS:
-            raise cni.CniError(cni.INCOMPATIBLE_VERSION, "incompatible CNI versions",
-                               f'config is "{request_version}", plugin supports {list(cni.PLUGIN_VERSIONS)}')
-        _setup_logging(cfg, stderr)
+        data = _decode_config(_read_stdin(stdin))
+        asked = data.get("cniVersion") if isinstance(data, dict) else None
+        version = asked if isinstance(asked, str) and asked in cni.SUPPORTED_VERSIONS else ""
+        cfg = _parse_config(data)
+        handlers = _setup_logging(cfg, stderr)
+        _check_version(cfg.cni_version, inv.command)
         from plugin import commands
 
-        env = env_factory(environ) if env_factory else commands.Environment(environ)
+        env = env_factory(environ) if env_factory is not None else commands.Environment(environ)
         if inv.command == "ADD":
-            result = commands.cmd_add(cfg, inv, env, request_version)
+            result = commands.cmd_add(cfg, inv, env, cfg.cni_version)
             stdout.write(json.dumps(result) + "\n")
         elif inv.command == "DEL":
             commands.cmd_del(cfg, inv, env)
@@ -109,20 +114,97 @@ def run(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str],
             commands.cmd_status(cfg, inv, env)
         return 0
     except cni.CniError as exc:
-        stdout.write(exc.to_json(request_version) + "\n")
-        logging.getLogger("netplex").error("%s failed: %s %s", command, exc.msg, getattr(exc, "details", ""))
+        stdout.write(exc.to_json(version) + "\n")
+        if handlers:
+            logger.error("%s failed: %s", command, exc)
         return 1
-    except Exception as exc:  # never a traceback on stdout: the runtime parses it
-        logging.getLogger("netplex").exception("%s failed unexpectedly", command)
-        stdout.write(cni.CniError(cni.INTERNAL, f"internal error during {command}", repr(exc)).to_json(request_version) + "\n")
+    except Exception as exc:  # a bug: still JSON on stdout, the traceback in the log
+        if handlers:
+            logger.exception("%s failed unexpectedly", command)
+        else:
+            import traceback
+
+            traceback.print_exc(file=stderr)
+        error = cni.CniError(cni.INTERNAL, f"internal error during {command}: {type(exc).__name__}: {exc}")
+        stdout.write(error.to_json(version) + "\n")
         return 1
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.propagate = saved[0]
+        logger.setLevel(saved[1])
 
 
-def main(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str], stderr: IO[str]) -> int:
-    return run(environ, stdin, stdout, stderr)
+def _read_stdin(stdin: IO[bytes] | IO[str]) -> bytes:
+    from plugin import cni
+
+    try:
+        data = stdin.read()
+    except (OSError, ValueError) as exc:
+        raise cni.CniError(cni.IO_FAILURE, "cannot read the network configuration from stdin", str(exc)) from exc
+    return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+
+
+def _decode_config(raw: bytes) -> object:
+    import json
+
+    from plugin import cni
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise cni.CniError(cni.DECODE_FAILURE, "error decoding the network configuration from stdin",
+                           f"{exc}; the runtime must pass the netplex configuration as a JSON object") from exc
+
+
+def _parse_config(data: object) -> PluginConfig:
+    from plugin import cni
+    from plugin.config import ConfigError, parse_plugin_config
+
+    try:
+        return parse_plugin_config(data)
+    except ConfigError as exc:
+        raise cni.CniError(cni.INVALID_CONFIG, f"invalid netplex configuration: {exc}") from exc
+
+
+def _check_version(version: str, command: str) -> None:
+    from plugin import cni
+
+    if version not in PLUGIN_VERSIONS:
+        shown = f'"{version}"' if version else "missing (which means 0.1.0)"
+        raise cni.CniError(cni.INCOMPATIBLE_VERSION, "incompatible CNI versions",
+                           f"config is {shown}, plugin supports [{' '.join(PLUGIN_VERSIONS)}]")
+    since = VERB_SINCE.get(command)
+    if since is not None and cni.parse_version(version) < since:
+        raise cni.CniError(cni.INCOMPATIBLE_VERSION, f"config version does not allow {command}",
+                           f'config is "{version}"; {command} needs {".".join(map(str, since))} or later')
+
+
+def _setup_logging(cfg: PluginConfig, stderr: IO[str]) -> list[logging.Handler]:
+    """Handlers for this run (removed again by the caller): stderr and/or ``logFile``."""
+    import logging
+
+    logger = logging.getLogger("netplex")
+    logger.propagate = False
+    logger.setLevel(LOG_LEVELS.get(cfg.log_level, logging.ERROR))
+    fmt = logging.Formatter("%(asctime)s [%(levelname)s] netplex: %(message)s")
+    handlers: list[logging.Handler] = []
+    if cfg.log_to_stderr:
+        handlers.append(logging.StreamHandler(stderr))
+    if cfg.log_file:
+        try:
+            handlers.append(logging.FileHandler(cfg.log_file))
+        except OSError as exc:
+            stderr.write(f"netplex: cannot open log file {cfg.log_file}: {exc}\n")
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return handlers
 
 
 def console_main() -> None:
+    """The ``netplex`` console script and the zipapp's entry point."""
     import os
 
     sys.exit(main(os.environ, sys.stdin.buffer, sys.stdout, sys.stderr))

@@ -8,6 +8,19 @@ Order of the delegates (as Multus): the cluster network (``clusterNetwork`` or
 ``delegates[0]``, or the pod's ``v1.multus-cni.io/default-network``), then
 ``defaultNetworks`` / ``delegates[1:]``, then the pod's selections in annotation order.
 
+Interface names: the cluster network gets the runtime's ``CNI_IFNAME``; the selections
+get the names the shared selection parser gives them (the webhook computes the same
+ones); the configured extra networks then take the first ``netN`` nobody uses
+(:func:`name_extra_interfaces`). Multus numbers every delegate by its position in one
+list instead, so names can differ from Multus' (see ``plugin.selection``).
+
+What is injected into a network's configuration (everything else is kept as written):
+the NAD's name when the config has none (NPWG-5), the selection's ``cni-args`` into every
+plugin's ``args.cni`` (NPWG-19), and for a NAD with a resourceName the allocated device as
+``deviceID`` and ``pciBusID`` (as Multus). Selection requests (``ips``, ``mac``, ...)
+travel as capability args and reach only the plugins that declare them (CNI-8); a
+request that no plugin declares is refused (NPWG-14..18).
+
 Exceptions::
 
     ResolveError(Exception)   a network cannot be resolved or is not allowed; the message
@@ -20,7 +33,7 @@ import copy
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plugin import netconf, selection
@@ -57,6 +70,7 @@ class Delegate:
     default_route: tuple[str, ...] | None = None
     resource: str | None = None
     device_id: str | None = None
+    device_info_file: str | None = None  # the attachment's CNI device-info file (NPWG-41)
 
     def config_bytes(self) -> bytes:
         return json.dumps(self.conflist, separators=(",", ":"), sort_keys=True).encode("utf-8")
@@ -329,8 +343,6 @@ def default_network_refs(cfg: PluginConfig, pod_namespace: str, get_nad: GetNad 
 
 def name_extra_interfaces(delegates: Sequence[Delegate], taken: set[str]) -> list[Delegate]:
     """Give unnamed extra delegates ``netN`` names not used by anything else in the pod."""
-    from dataclasses import replace
-
     out = []
     for d in delegates:
         if d.ifname:

@@ -43,7 +43,9 @@ class Admission:
         *,
         confirm_missing: validators.Confirm | None = None,
         ready: Callable[[], bool] = lambda: True,
+        close: Callable[[], None] = lambda: None,
     ) -> None:
+        self.close = close
         self._index = index
         self._policy = policy
         self._confirm = confirm_missing

@@ -76,4 +76,4 @@ def build_handler(args: argparse.Namespace) -> Admission:
     from webhook.cluster import ClusterIndex, load_api_client
 
     cluster = ClusterIndex(load_api_client(getattr(args, "kubeconfig", None))).start()
-    return Admission(cluster, policy, confirm_missing=cluster.confirm, ready=cluster.synced)
+    return Admission(cluster, policy, confirm_missing=cluster.confirm, ready=cluster.synced, close=cluster.stop)

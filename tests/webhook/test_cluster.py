@@ -95,9 +95,12 @@ def test_an_expired_watch_makes_the_index_relist(api: FakeApiServer, tmp_path: P
         cluster.stop()
 
 
-def test_a_miss_is_confirmed_with_one_get_before_denying(api: FakeApiServer, tmp_path: Path) -> None:
+def test_a_miss_is_confirmed_with_one_get_before_denying(
+    api: FakeApiServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     args = argparse.Namespace(nads=None, policy=None, kubeconfig=str(api.kubeconfig(tmp_path / "kc")))
     handler = build_handler(args)
+    request.addfinalizer(handler.close)
     assert eventually(handler.ready)
     before = len(api.requests_matching("GET", r"/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/.*"))
     verdict = handler.validate(pod_request("nope"))
@@ -120,9 +123,12 @@ def test_a_nad_created_a_moment_ago_is_found_by_the_confirming_get(api: FakeApiS
     assert index.confirm("default", "never") is None
 
 
-def test_namespace_policy_from_the_cluster_is_applied(api: FakeApiServer, tmp_path: Path) -> None:
+def test_namespace_policy_from_the_cluster_is_applied(
+    api: FakeApiServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     handler = build_handler(argparse.Namespace(nads=None, policy=None,
                                                kubeconfig=str(api.kubeconfig(tmp_path / "kc"))))
+    request.addfinalizer(handler.close)
     assert eventually(handler.ready)
     verdict = handler.validate(pod_request("default/macvlan-conf", namespace="tenant"))
     assert not verdict.allowed
