@@ -33,7 +33,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -154,6 +153,8 @@ def write(cache_dir: str, entry: SandboxEntry) -> None:
     path = entry_path(cache_dir, entry.container_id)
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     data = json.dumps(entry.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    import tempfile  # only writers pay for it: a cached DEL reads and removes
+
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{entry.container_id}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
