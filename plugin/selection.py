@@ -31,6 +31,7 @@ names and interfaces in the JSON form, duplicate interface names and a second
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import types
@@ -288,7 +289,20 @@ def parse_networks(
     configured default networks). They are never generated and may not be requested.
     """
     where = path if path is not None else ANNOTATION_PATH.format(key=annotation)
-    return _parse(value, pod_namespace, where, frozenset(reserved_interfaces), cluster=False)
+    reserved = frozenset(reserved_interfaces)
+    if isinstance(value, str) and len(value) <= CACHED_VALUE_MAX:
+        return _parse_cached(value, pod_namespace, where, reserved)
+    return _parse(value, pod_namespace, where, reserved, cluster=False)
+
+
+# The webhook parses the same few annotation values over and over (every replica of a
+# Deployment carries its template's): results are immutable, so short values are cached.
+CACHED_VALUE_MAX = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(value: str, namespace: str, path: str, reserved: frozenset[str]) -> SelectionResult:
+    return _parse(value, namespace, path, reserved, cluster=False)
 
 
 def parse_default_network(

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jsonpatch
-
 from plugin.problems import Problem
-from webhook import mutation, validators
+from webhook import mutation, patching, validators
 from webhook.index import NetworkIndex
 from webhook.policy import ClusterPolicy
 from webhook.verdicts import Verdict, allowed, denied, from_findings, patched
@@ -34,7 +32,13 @@ GROUPS = {
 
 
 class Admission:
-    """Validation and mutation against a live (or static) index and a reloadable policy."""
+    """Validation and mutation against a live (or static) index and a reloadable policy.
+
+    Decisions are CPU-only (index lookups) except the confirming GET, which announces
+    itself through ``webhook.blocking``: so the app may call them on the event loop.
+    """
+
+    decides_inline = True
 
     def __init__(
         self,
@@ -85,7 +89,7 @@ class Admission:
         if not isinstance(obj, Mapping):
             return allowed()  # the validating webhook denies it with the reason
         result = mutation.mutate_pod(obj, _namespace(request, obj), self._index, self._policy())
-        ops = jsonpatch.make_patch(dict(obj), result.pod).patch
+        ops = patching.make_patch(obj, result.pod)
         if not ops:
             return allowed(*result.warnings)
         return patched(list(ops), *result.warnings)

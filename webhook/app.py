@@ -19,9 +19,14 @@ Two families of errors, two channels. A bad *object* is an ``allowed: false`` re
     500  the handler raised, or returned something that cannot be sent: logged on the
          ``netplex.webhook`` logger with the request uid; never an allow, never a crash
 
-Decoding, the handler call and encoding run together in one worker thread (one hop per
-request), so a slow handler or a large body never stalls the event loop, ``/healthz``
-or the other requests.
+``POST /validate`` and ``POST /mutate`` are served on raw ASGI before FastAPI's own
+``__call__`` (:class:`WebhookApp`): its middleware stack, routing, dependency solving and
+``Request`` object cost more than a whole admission decision. The FastAPI routes of the
+same paths remain, for every other method (405) and as the documented surface. Decoding, the handler call and encoding run
+together: on the event loop when the handler declares ``decides_inline`` (CPU-only
+decisions; see :mod:`webhook.blocking` for how one that must wait for the API server
+steps aside) and the body is small, else in one worker thread, so a slow handler or a
+large body never stalls the event loop, ``/healthz`` or the other requests.
 
 Metrics live in a registry owned by the app (:attr:`app.state.registry`), so many apps
 can coexist in one process (tests). Label values are bounded: kinds and operations
@@ -35,7 +40,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from fastapi import FastAPI, Request
 from prometheus_client import (
@@ -51,16 +56,18 @@ from prometheus_client import (
 )
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
-from webhook import reviews
+from webhook import blocking, reviews
 from webhook.verdicts import Verdict
 
 log = logging.getLogger("netplex.webhook")
 
 DEFAULT_MAX_BODY = 7 * 1024 * 1024
+INLINE_MAX_BODY = 256 * 1024  # larger reviews are decoded in a worker thread
 JSON = "application/json"
+_JSON_HEADERS = [(b"content-type", JSON.encode())]
 
 ENDPOINTS = ("validate", "mutate")
 KINDS = (
@@ -100,6 +107,10 @@ class Handler(Protocol):
     def index_size(self) -> int:
         """Number of NADs known, for the ``netplex_webhook_index_size`` gauge."""
         ...
+
+
+# A handler may also set ``decides_inline = True``: its decisions are CPU-only unless they
+# call ``webhook.blocking.may_block`` first, so the app runs them on the event loop.
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +164,17 @@ class Metrics:
                         if outcome != "bad_request":
                             self.requests.labels(endpoint, kind, operation, outcome)
 
+        # Children resolved once: ``labels()`` takes a lock and builds a tuple per call.
+        self._counted: dict[tuple[str, str, str, str], Any] = {}
+        self._timed = {endpoint: self.duration.labels(endpoint) for endpoint in ENDPOINTS}
+
     def observe(self, endpoint: str, answer: _Answer, seconds: float) -> None:
-        self.requests.labels(endpoint, answer.kind, answer.operation, answer.outcome).inc()
-        self.duration.labels(endpoint).observe(seconds)
+        key = (endpoint, answer.kind, answer.operation, answer.outcome)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(*key)
+        counter.inc()
+        self._timed[endpoint].observe(seconds)
 
 
 def _probe(read: Any, what: str) -> float:
@@ -166,12 +185,32 @@ def _probe(read: Any, what: str) -> float:
         return float("nan")
 
 
-def create_app(handler: Handler, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+class WebhookApp(FastAPI):
+    """FastAPI, with the two review endpoints answered before its middleware stack."""
+
+    REVIEW_PATHS: ClassVar[dict[str, str]] = {"/validate": "validate", "/mutate": "mutate"}
+
+    def __init__(self, reviews: _Reviews, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reviews = reviews
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.REVIEW_PATHS.get(scope["path"])
+            if endpoint is not None:
+                await self.reviews.respond(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(handler: Handler, *, max_body: int = DEFAULT_MAX_BODY) -> WebhookApp:
     """The webhook's ASGI app around ``handler``; metrics in ``app.state.registry``."""
     if max_body <= 0:
         raise ValueError(f"max_body must be positive, got {max_body}")
     metrics = Metrics(handler)
-    app = FastAPI(
+    served = _Reviews(handler, metrics, max_body)
+    app = WebhookApp(
+        served,
         title="netplex admission webhook",
         docs_url=None,
         redoc_url=None,
@@ -180,23 +219,13 @@ def create_app(handler: Handler, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI
     app.state.registry = metrics.registry
     app.state.metrics = metrics
 
-    async def review(request: Request, endpoint: str) -> Response:
-        started = time.perf_counter()
-        try:
-            answer = await _read_and_answer(request, endpoint, handler, max_body)
-        except Exception:  # a bug in this module: still answer, still count
-            log.exception("%s: unexpected error in the transport", endpoint)
-            answer = _Answer(500, _error_body(f"internal error in the /{endpoint} transport"), "error")
-        metrics.observe(endpoint, answer, time.perf_counter() - started)
-        return Response(answer.body, status_code=answer.status, media_type=JSON)
-
     @app.post("/validate")
     async def validate(request: Request) -> Response:
-        return await review(request, "validate")
+        return _response(await served.answer("validate", request.scope["headers"], request.receive))
 
     @app.post("/mutate")
     async def mutate(request: Request) -> Response:
-        return await review(request, "mutate")
+        return _response(await served.answer("mutate", request.scope["headers"], request.receive))
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -229,32 +258,76 @@ def create_app(handler: Handler, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI
     return app
 
 
-async def _read_and_answer(request: Request, endpoint: str, handler: Handler, max_body: int) -> _Answer:
-    problem = _check_content_type(request.headers.get("content-type"))
-    if problem:
-        return _refuse(endpoint, 415, problem)
-    declared = request.headers.get("content-length")
-    if declared is not None:
+class _Reviews:
+    """The review endpoints on raw ASGI: read within limits, decide, encode, count."""
+
+    def __init__(self, handler: Handler, metrics: Metrics, max_body: int) -> None:
+        self.handler = handler
+        self.metrics = metrics
+        self.max_body = max_body
+        self.inline = getattr(handler, "decides_inline", False) is True
+
+    async def answer(self, endpoint: str, headers: list[tuple[bytes, bytes]], receive: Receive) -> _Answer:
+        started = time.perf_counter()
         try:
-            size = int(declared)
-        except ValueError:
-            return _refuse(endpoint, 400, f"Content-Length {declared!r} is not a number")
-        if size > max_body:
-            return _refuse(endpoint, 413, f"request body of {size} bytes is larger than the limit of {max_body} bytes")
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        async for chunk in request.stream():
+            answer = await self._answer(endpoint, headers, receive)
+        except Exception:  # a bug in this module: still answer, still count
+            log.exception("%s: unexpected error in the transport", endpoint)
+            answer = _Answer(500, _error_body(f"internal error in the /{endpoint} transport"), "error")
+        self.metrics.observe(endpoint, answer, time.perf_counter() - started)
+        return answer
+
+    async def respond(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = await self.answer(endpoint, scope["headers"], receive)
+        await send({
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(answer.body)).encode())],
+        })
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _answer(self, endpoint: str, headers: list[tuple[bytes, bytes]], receive: Receive) -> _Answer:
+        content_type = declared = None
+        for name, value in headers:
+            if name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif name == b"content-length" and declared is None:
+                declared = value.decode("latin-1")
+        problem = _check_content_type(content_type)
+        if problem:
+            return _refuse(endpoint, 415, problem)
+        max_body = self.max_body
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                return _refuse(endpoint, 400, f"Content-Length {declared!r} is not a number")
+            if size > max_body:
+                return _refuse(endpoint, 413, f"request body of {size} bytes is larger than the limit of {max_body} bytes")
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                return _refuse(endpoint, 400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
             received += len(chunk)
             if received > max_body:
                 return _refuse(endpoint, 413, f"request body is larger than the limit of {max_body} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return _refuse(endpoint, 400, "client disconnected before sending the whole body")
-    if not received:
-        return _refuse(endpoint, 400, "request body is empty; expected an AdmissionReview JSON object")
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return await run_in_threadpool(_answer, endpoint, handler, body)
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if not received:
+            return _refuse(endpoint, 400, "request body is empty; expected an AdmissionReview JSON object")
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.inline and received <= INLINE_MAX_BODY:
+            try:
+                with blocking.inline():
+                    return _answer(endpoint, self.handler, body)
+            except blocking.WouldBlock:
+                pass  # it needs the API server: decide again where waiting is fine
+        return await run_in_threadpool(_answer, endpoint, self.handler, body)
 
 
 def _check_content_type(value: str | None) -> str | None:
@@ -297,6 +370,8 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
     decide = handler.validate if endpoint == "validate" else handler.mutate
     try:
         verdict = decide(request)
+    except blocking.WouldBlock:
+        raise
     except Exception:
         log.exception(
             "%s: handler failed for request uid=%s (%s %s %s/%s)",
@@ -347,6 +422,10 @@ def _error_body(reason: str, *, uid: str | None = None) -> bytes:
     if uid is not None:
         doc["uid"] = uid
     return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _response(answer: _Answer) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type=JSON)
 
 
 def _json(status: int, doc: dict[str, Any]) -> Response:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webhook import blocking
 from webhook.index import NAD_KIND, IndexedNad, MemoryIndex, index_nad
 
 log = logging.getLogger("netplex.webhook.cluster")
@@ -70,6 +71,7 @@ class ClusterIndex(MemoryIndex):
 
     def confirm(self, namespace: str, name: str) -> IndexedNad | None:
         """One GET before a NAD is declared missing (the watch may lag a fresh create)."""
+        blocking.may_block(f"GET NetworkAttachmentDefinition {namespace}/{name}")
         from kubernetes.client.rest import ApiException
 
         try:

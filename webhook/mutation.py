@@ -1,9 +1,15 @@
 """What the mutating webhook adds to a new pod, computed on a copy of the raw pod dict.
 
-The patch is always ``jsonpatch.make_patch(original, mutated)``: escaping (``~1`` in
-``k8s.v1.cni.cncf.io/networks``) and add-vs-replace come for free, unknown pod fields are
-never touched, and no change means no patch. Every step is idempotent, because the API
-server may call the webhook twice (``reinvocationPolicy: IfNeeded``).
+The patch is always the diff of the original and the mutated pod
+(``webhook.patching.make_patch``, which leaves list edits to ``jsonpatch``): escaping
+(``~1`` in ``k8s.v1.cni.cncf.io/networks``) and add-vs-replace come for free, unknown pod
+fields are never touched, and no change means no patch. Every step is idempotent,
+because the API server may call the webhook twice (``reinvocationPolicy: IfNeeded``).
+
+The mutated pod is built copy-on-write (:func:`_owned`): a dict or list is copied the
+first time a step writes into it, so the request's pod is never modified and every
+part nobody touched is shared, which is what makes the diff cheap. Steps must reach
+anything they write through :func:`_owned`.
 
 Steps, in order:
 
@@ -17,7 +23,6 @@ Steps, in order:
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -41,6 +46,27 @@ class Mutation:
 
     pod: dict[str, Any]
     warnings: list[Problem] = field(default_factory=list)
+    # ids of the containers already copied for this mutation (the originals stay alive
+    # in the request, so an id cannot be reused while this object lives).
+    owned: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.owned.add(id(self.pod))
+
+
+def _owned(out: Mutation, parent: Any, key: str | int, kind: type[Any] = dict) -> Any:
+    """``parent[key]`` as a container of this mutation's own (copied on first write).
+
+    ``parent`` must itself be owned. A value of another type is replaced by an empty
+    ``kind``, as the steps did before they shared anything.
+    """
+    value = parent[key] if isinstance(parent, list) and isinstance(key, int) else parent.get(key)
+    if type(value) is kind and id(value) in out.owned:
+        return value
+    mine = kind(value) if isinstance(value, kind) else kind()
+    parent[key] = mine
+    out.owned.add(id(mine))
+    return mine
 
 
 def mutate_pod(
@@ -49,8 +75,8 @@ def mutate_pod(
     index: NetworkIndex,
     policy: policies.ClusterPolicy,
 ) -> Mutation:
-    """Return a mutated deep copy of ``pod``; the caller diffs it against the original."""
-    out = Mutation(copy.deepcopy(dict(pod)))
+    """Return a mutated copy of ``pod`` (copy-on-write); the caller diffs it against ``pod``."""
+    out = Mutation(dict(pod))
     annotations = _annotations(out.pod)
     value = annotations.get(selection.NETWORKS_ANNOTATION)
     if value is not None and not isinstance(value, str):
@@ -69,17 +95,16 @@ def mutate_pod(
     return out
 
 
-def _annotations(pod: dict[str, Any]) -> dict[str, Any]:
-    meta = pod.setdefault("metadata", {})
-    annotations = meta.get("annotations")
+def _annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Read-only view: write with :func:`_set_annotation`."""
+    meta = pod.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
     return annotations if isinstance(annotations, dict) else {}
 
 
-def _set_annotation(pod: dict[str, Any], key: str, value: str) -> None:
-    meta = pod.setdefault("metadata", {})
-    if not isinstance(meta.get("annotations"), dict):
-        meta["annotations"] = {}
-    meta["annotations"][key] = value
+def _set_annotation(out: Mutation, key: str, value: str) -> None:
+    meta = _owned(out, out.pod, "metadata")
+    _owned(out, meta, "annotations")[key] = value
 
 
 def _default_sources(namespace: str, index: NetworkIndex, policy: policies.ClusterPolicy) -> list[tuple[str, str]]:
@@ -130,7 +155,7 @@ def _add_default_networks(
             )
         )
         return own
-    _set_annotation(out.pod, selection.NETWORKS_ANNOTATION, text)
+    _set_annotation(out, selection.NETWORKS_ANNOTATION, text)
     return reparsed.selections
 
 
@@ -154,13 +179,11 @@ def _add_resources(out: Mutation, nads: list[IndexedNad], policy: policies.Clust
     annotations = _annotations(out.pod)
     previously = _previous_injection(annotations.get(RESOURCES_INJECTED))
     added: dict[str, int] = {}
-    for index_, container in containers:
-        resources = container.get("resources")
-        if not isinstance(resources, dict):
-            resources = container["resources"] = {}
+    for index_, _ in containers:
+        container = _owned(out, _owned(out, _owned(out, out.pod, "spec"), "containers", list), index_)
+        resources = _owned(out, container, "resources")
         for part in ("requests", "limits"):
-            if not isinstance(resources.get(part), dict):
-                resources[part] = {}
+            _owned(out, resources, part)
         for resource, count in sorted(counts.items()):
             base = f"spec.containers[{index_}].resources"
             user = _user_value(resources, resource, previously.get(resource, 0) if policy.honor_resources else 0)
@@ -186,7 +209,7 @@ def _add_resources(out: Mutation, nads: list[IndexedNad], policy: policies.Clust
             if target != user:
                 added[resource] = target - user
     if policy.honor_resources and added:
-        _set_annotation(out.pod, RESOURCES_INJECTED, json.dumps(added, sort_keys=True, separators=(",", ":")))
+        _set_annotation(out, RESOURCES_INJECTED, json.dumps(added, sort_keys=True, separators=(",", ":")))
 
 
 def _previous_injection(value: object) -> dict[str, int]:
@@ -238,7 +261,6 @@ def _target_containers(out: Mutation, policy: policies.ClusterPolicy) -> list[tu
 
 
 def _add_node_selectors(out: Mutation, nads: list[IndexedNad]) -> None:
-    spec = out.pod.setdefault("spec", {})
     wanted: dict[str, str] = {}
     for nad in nads:
         raw = nad.annotations.get(NODE_SELECTOR_ANNOTATION)
@@ -255,6 +277,7 @@ def _add_node_selectors(out: Mutation, nads: list[IndexedNad]) -> None:
             wanted[key.strip()] = value.strip()
     if not wanted:
         return
+    spec = _owned(out, out.pod, "spec")
     current = spec.get("nodeSelector")
     merged = dict(current) if isinstance(current, dict) else {}
     for key, value in wanted.items():
@@ -270,11 +293,12 @@ def _add_node_selectors(out: Mutation, nads: list[IndexedNad]) -> None:
 
 
 def _add_podnetinfo(out: Mutation) -> None:
-    spec = out.pod.setdefault("spec", {})
+    spec = _owned(out, out.pod, "spec")
     volumes = spec.get("volumes")
     if not isinstance(volumes, list):
         volumes = []
     if not any(isinstance(v, dict) and v.get("name") == PODNETINFO for v in volumes):
+        volumes = _owned(out, spec, "volumes", list)
         volumes.append({
             "name": PODNETINFO,
             "downwardAPI": {"items": [
@@ -282,7 +306,6 @@ def _add_podnetinfo(out: Mutation) -> None:
                 {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
             ]},
         })
-        spec["volumes"] = volumes
     containers = spec.get("containers")
     for i, container in enumerate(containers if isinstance(containers, list) else []):
         if not isinstance(container, dict):
@@ -297,5 +320,7 @@ def _add_podnetinfo(out: Mutation) -> None:
                 f"already uses {PODNETINFO_PATH} (got another volume there); podnetinfo not mounted",
             ))
             continue
-        mounts.append({"name": PODNETINFO, "mountPath": PODNETINFO_PATH, "readOnly": True})
-        container["volumeMounts"] = mounts
+        container = _owned(out, _owned(out, spec, "containers", list), i)
+        _owned(out, container, "volumeMounts", list).append(
+            {"name": PODNETINFO, "mountPath": PODNETINFO_PATH, "readOnly": True}
+        )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from webhook.app import KINDS, create_app
-from webhook.verdicts import patched
+from webhook import blocking
+from webhook.app import INLINE_MAX_BODY, KINDS, create_app
+from webhook.verdicts import Verdict, allowed, patched
 
 from .conftest import PATCH_OPS, ScriptedHandler, admission_review, pod
 
@@ -450,3 +452,62 @@ def test_metrics_are_served_in_the_prometheus_text_format(app: Any) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain; version=")
     assert "# TYPE netplex_webhook_request_duration_seconds histogram" in resp.text
+
+
+# -- where decisions run ------------------------------------------------------------------
+
+
+class InlineHandler(ScriptedHandler):
+    """Declares CPU-only decisions; "needs-api" pods want a blocking GET first."""
+
+    decides_inline = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def validate(self, request: dict[str, Any]) -> Verdict:
+        self.threads.append(threading.current_thread().name)
+        if request["object"]["metadata"]["name"] == "needs-api":
+            blocking.may_block("GET NetworkAttachmentDefinition team-a/x")
+        return allowed()
+
+
+def test_a_handler_that_decides_inline_runs_once_on_the_event_loop() -> None:
+    handler = InlineHandler()
+
+    resp = post_review(create_app(handler), "/validate", admission_review(pod("web")))
+
+    assert resp.status_code == 200 and resp.json()["response"]["allowed"] is True
+    assert handler.threads == [threading.main_thread().name]  # asyncio.run's loop thread
+
+
+def test_a_decision_that_must_block_steps_off_the_loop_and_is_made_again_in_a_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = InlineHandler()
+
+    with caplog.at_level(logging.WARNING, logger="netplex.webhook"):
+        resp = post_review(create_app(handler), "/validate", admission_review(pod("needs-api")))
+
+    assert resp.status_code == 200 and resp.json()["response"]["allowed"] is True
+    assert len(handler.threads) == 2
+    assert handler.threads[0] == threading.main_thread().name
+    assert handler.threads[1] != threading.main_thread().name
+    assert caplog.records == []  # a signal, not an error
+    assert blocking.may_block("outside any inline decision") is None
+
+
+def test_large_reviews_and_handlers_that_do_not_declare_inline_run_in_a_worker_thread() -> None:
+    handler = InlineHandler()
+    big = admission_review(pod("web"))
+    big["request"]["object"]["metadata"]["annotations"] = {"filler": "x" * INLINE_MAX_BODY}
+
+    assert post_review(create_app(handler), "/validate", big).status_code == 200
+    assert handler.threads[0] != threading.main_thread().name
+
+    scripted = ScriptedHandler()
+    seen: list[str] = []
+    scripted.validate = lambda request: seen.append(threading.current_thread().name) or allowed()  # type: ignore[method-assign,func-returns-value]
+    assert post_review(create_app(scripted), "/validate", admission_review(pod("web"))).status_code == 200
+    assert seen and seen[0] != threading.main_thread().name

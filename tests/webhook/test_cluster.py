@@ -153,3 +153,45 @@ def test_a_broken_policy_file_at_start_is_refused(tmp_path: Path) -> None:
     path.write_text("missingNetwork: warn\n")
     with pytest.raises(ValueError, match="missingNetwork: Extra inputs are not permitted"):
         PolicySource(path)
+
+
+def test_over_http_the_confirming_get_runs_once_and_off_the_event_loop(
+    api: FakeApiServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import asyncio
+    import json
+    import threading
+
+    import httpx
+
+    from webhook.app import create_app
+
+    args = argparse.Namespace(nads=None, policy=None, kubeconfig=str(api.kubeconfig(tmp_path / "kc")))
+    handler = build_handler(args)
+    request.addfinalizer(handler.close)
+    assert eventually(handler.ready)
+    pattern = r"/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/.*"
+    before = len(api.requests_matching("GET", pattern))
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": pod_request("nope")}
+    confirm, threads = handler._confirm, []
+    assert confirm is not None
+
+    def watched(namespace: str, name: str) -> Any:
+        threads.append(threading.current_thread().name)
+        return confirm(namespace, name)
+
+    handler._confirm = watched
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(handler))
+        async with httpx.AsyncClient(transport=transport, base_url="http://webhook.test") as client:
+            return await client.post("/validate", content=json.dumps(review), headers={"content-type": "application/json"})
+
+    resp = asyncio.run(post())
+
+    answer = resp.json()["response"]
+    assert resp.status_code == 200 and answer["allowed"] is False
+    assert 'no NetworkAttachmentDefinition "nope" in namespace "default"' in answer["status"]["message"]
+    assert len(api.requests_matching("GET", pattern)) - before == 1
+    # asked on the loop (it stepped aside before any I/O), then made in a worker thread
+    assert threads[0] == threading.main_thread().name and threads[1] != threads[0]

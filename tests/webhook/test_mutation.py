@@ -224,3 +224,30 @@ def test_admission_mutates_only_pod_creation(index: MemoryIndex) -> None:
     request = review_request(pod())
     request["kind"] = {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert Admission(index).mutate(request).patch == ()
+
+
+ALL_STEPS = {"injectPodnetinfo": True, "injectNodeSelector": True, "honorResources": True,
+             "defaultNetworks": "shared/storage-net"}
+
+
+@pytest.mark.parametrize("policy_raw", [{}, ALL_STEPS, {**ALL_STEPS, "resourceAllContainers": True}])
+@pytest.mark.parametrize("networks", ["sriov-a, sriov-b", "macvlan-conf", None, '[{"name": "sriov-a"}]'])
+@pytest.mark.parametrize("namespace", ["default", "tenant"])
+def test_mutation_copies_on_write_and_never_modifies_the_request(
+    index: MemoryIndex, policy_raw: dict[str, Any], networks: str | None, namespace: str
+) -> None:
+    original = pod(networks)
+    original["spec"]["containers"][0]["resources"] = {"requests": {RES: "1", "cpu": "1"}}
+    original["spec"]["containers"][1]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    original["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    snapshot = copy.deepcopy(original)
+
+    result = mutate_pod(original, namespace, index, make_policy(**policy_raw))
+    verdict = Admission(index, lambda: make_policy(**policy_raw)).mutate(review_request(original, namespace))
+
+    assert original == snapshot
+    assert jsonpatch.apply_patch(snapshot, list(verdict.patch)) == result.pod
+    # what no step touched is shared, not copied (that is what keeps the diff cheap)
+    assert result.pod["apiVersion"] is original["apiVersion"]
+    if result.pod.get("spec") is not original["spec"]:
+        assert result.pod["spec"]["containers"][1]["image"] is original["spec"]["containers"][1]["image"]
