@@ -54,11 +54,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from plugin import cni, delegate
 from plugin.delegate import DelegateError, ExecFn
-from plugin.netconf import plugin_type_problem
+from plugin.names import plugin_type_problem
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("netplex.delegate")
 

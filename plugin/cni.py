@@ -26,10 +26,13 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from plugin.names import check_container_id, check_interface_name, check_ip, parse_cidr
 from plugin.problems import show, type_name
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 # Every version libcni knows (``version.All``): a delegate may speak any of them, and
 # results are converted between all of them.

@@ -21,7 +21,7 @@ Exceptions::
 
 Error codes chosen here (and why):
 
-- ``type`` refused by :func:`plugin.netconf.plugin_type_problem` → ``CniError(7)``: it
+- ``type`` refused by :func:`plugin.names.plugin_type_problem` → ``CniError(7)``: it
   is a configuration the webhook could have rejected, so it is "invalid configuration".
 - binary not found / not executable → ``CniError(7)``: the network configuration names
   a plugin this node cannot run; the message lists every directory searched (CNI-20).
@@ -44,10 +44,13 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from plugin import cni
-from plugin.netconf import plugin_type_problem
+from plugin.names import plugin_type_problem
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("netplex.delegate")
 

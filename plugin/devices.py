@@ -33,7 +33,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CHECKPOINT = "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"
 DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"

@@ -39,15 +39,16 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from plugin import kubeconfig
 from plugin.kubeconfig import Connection
 
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
     import http.client
     import ssl
+    from typing import Any
 
 USER_AGENT = "netplex-cni"
 MERGE_PATCH = "application/merge-patch+json"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 SKIP = {"pack.py", "__pycache__"}
+SKIP_PREFIXES = ("install",)  # the node installer runs in its container, never on the node
 
 
 def build(output: Path, interpreter: str = "/usr/bin/env python3") -> Path:
@@ -31,7 +32,7 @@ def build(output: Path, interpreter: str = "/usr/bin/env python3") -> Path:
         target = staging / "plugin"
         target.mkdir(parents=True)
         for source in sorted(PACKAGE.iterdir()):
-            if source.name in SKIP or source.suffix != ".py":
+            if source.name in SKIP or source.name.startswith(SKIP_PREFIXES) or source.suffix != ".py":
                 continue
             shutil.copy2(source, target / source.name)
         compileall.compile_dir(str(target), quiet=1, legacy=True)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 ANNOTATION_PATH = "metadata.annotations[{key}]"
 

@@ -34,10 +34,13 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from plugin import netconf, selection
 from plugin.config import PluginConfig
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 CONF_EXTENSIONS = (".conf", ".json")
@@ -76,7 +79,7 @@ class Delegate:
         return json.dumps(self.conflist, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-GetNad = Callable[[str, str], Mapping[str, Any] | None]  # (namespace, name) -> NAD or None (404)
+GetNad = Callable[[str, str], "Mapping[str, Any] | None"]  # (namespace, name) -> NAD or None (404)
 NextDevice = Callable[[str, str], str]  # (resource, network) -> device ID
 
 

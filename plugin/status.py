@@ -28,11 +28,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from plugin import cni
 from plugin.names import check_interface_name, check_ip, check_ip_or_cidr, parse_cidr
 from plugin.problems import ANNOTATION_PATH, Problem, show, type_name
+
+TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 STATUS_PATH = ANNOTATION_PATH.format(key=NETWORK_STATUS_ANNOTATION)

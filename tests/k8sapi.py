@@ -1,4 +1,5 @@
-"""An in-process Kubernetes API server test double: pods, NADs and namespaces over real HTTP(S).
+"""An in-process Kubernetes API server test double: pods, NADs, namespaces, secrets and webhook
+configurations over real HTTP(S).
 
 CI cannot run a real API server, so tests talk to this one instead. It serves the few
 endpoints netplex uses, with the real paths, status codes, resourceVersions, list/watch
@@ -14,12 +15,16 @@ plugin's own small client) cannot tell the difference for the calls they make::
 
 Served (JSON only; ``/api/v1/watch/...`` legacy paths too):
 
-- ``/api``, ``/apis``, ``/apis/k8s.cni.cncf.io``, ``/api/v1``, ``/apis/k8s.cni.cncf.io/v1``, ``/version``
+- ``/api``, ``/apis``, ``/apis/k8s.cni.cncf.io``, ``/api/v1``, ``/apis/k8s.cni.cncf.io/v1``, ``/version``,
+  ``/apis/admissionregistration.k8s.io``, ``/apis/admissionregistration.k8s.io/v1``
 - ``/api/v1/namespaces[/{name}]``: get, list, watch, create, patch, put, delete
 - ``/api/v1/pods`` and ``/apis/k8s.cni.cncf.io/v1/network-attachment-definitions``: all-namespace list, watch
 - ``/api/v1/namespaces/{ns}/pods[/{name}]``: get, list, watch, create, patch, put, delete
 - ``/api/v1/namespaces/{ns}/pods/{name}/status``: get, patch, put
 - ``/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]``: same verbs as pods
+- ``/api/v1/namespaces/{ns}/secrets[/{name}]`` (and ``/api/v1/secrets``): same verbs as pods, no status
+- ``/apis/admissionregistration.k8s.io/v1/{mutating,validating}webhookconfigurations[/{name}]``
+  (cluster-scoped): get, list, watch, create, patch, put, delete
 
 Behaviour kept from the real server (kube-apiserver 1.31 with the Multus NAD CRD):
 
@@ -35,6 +40,14 @@ Behaviour kept from the real server (kube-apiserver 1.31 with the Multus NAD CRD
 - NADs: ``spec.config`` must be a string (the CRD schema), unknown fields are pruned,
   ``metadata.generation`` starts at 1 and grows when anything outside metadata changes;
 - strategic merge patch is refused for NADs with ``415``, as for every CR;
+- Secrets: ``type`` defaults to ``Opaque`` and cannot change (``422``); ``stringData`` is merged
+  into ``data`` and not stored; ``data`` keys must be config keys (``422``); ``kubernetes.io/tls``
+  needs ``data[tls.crt]`` and ``data[tls.key]`` (``422``); a ``data`` value that is not base64 is
+  ``400`` (it cannot be decoded into the ``[]byte`` field);
+- webhook configurations: ``metadata.generation`` as for CRs (1, then +1 when ``webhooks``
+  change); a ``clientConfig.caBundle`` that is not base64 is ``400``, as for Secret data;
+- DELETE answers a Success Status for NADs, Secrets and webhook configurations, the object for
+  pods and namespaces;
 - watches stream chunked JSON lines; a resourceVersion older than the kept history (bounded,
   ``history_limit`` events, or everything before ``compact()``) gets the real answer: HTTP 200
   and one ``ERROR`` event holding a ``410 Expired`` "too old resource version: N (M)" Status;
@@ -59,6 +72,8 @@ Not modelled (a test that depends on one of these needs a real cluster, or a cha
   ``timeoutSeconds``, or when a test calls ``bookmark()``); a watch without
   ``timeoutSeconds`` lasts until the client goes or the server stops;
 - label/annotation key and value validation, object size limits, protobuf/CBOR, HTTP/2;
+- immutable Secrets (``immutable: true``), the other Secret types' required keys, and the
+  validation of webhook entries (names, rules, clientConfig, sideEffects...) beyond caBundle;
 - a watch that falls behind the kept history gets the 410 ERROR event (the real cacher
   just closes it; the client's next watch then gets the 410).
 
@@ -68,9 +83,10 @@ Messages copied from the real server (safe to assert on): NotFound, AlreadyExist
 options, 422 for a failed JSON patch operation, ``json: cannot unmarshal ... jsonpatch.Patch``,
 name/namespace mismatch, UID precondition and immutability, "resourceVersion should not be
 set on objects to be created" (500, no reason), "too old resource version", "field label not
-supported", and the generic 404/405 texts. Approximations (assert on code and reason only): bad JSON bodies and
-patches, bad label selectors, bad ``continue`` tokens, bad query numbers/booleans, and the
-injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
+supported", Secret ``type`` immutability, required ``kubernetes.io/tls`` keys and config-key
+names, and the generic 404/405 texts. Approximations (assert on code and reason only): bad JSON
+bodies and patches, Secret data or caBundle that is not base64, bad label selectors, bad
+``continue`` tokens, bad query numbers/booleans, and the injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
 ``Retry-After: 1``). Failures injected by ``fail_next`` come before authentication.
 
 Exceptions::
@@ -109,6 +125,7 @@ JSON = dict[str, Any]
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
+ADMISSION_GROUP, ADMISSION_VERSION = "admissionregistration.k8s.io", "v1"
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 _MERGE = "application/merge-patch+json"
@@ -150,6 +167,11 @@ class Resource:
     is_custom: bool = False  # a CRD: no strategic merge, items keep kind, generation, pruning
     returns_deleted_object: bool = True
     unconditional_update: bool = True
+    has_generation: bool = False  # metadata.generation without being a CR (webhook configurations)
+
+    @property
+    def tracks_generation(self) -> bool:
+        return self.is_custom or self.has_generation
 
     @property
     def api_version(self) -> str:
@@ -198,7 +220,20 @@ NADS = Resource(
     NAD_VERSION, True, ("net-attach-def",), _META_FIELDS,
     is_custom=True, returns_deleted_object=False, unconditional_update=False,
 )
-RESOURCES: dict[str, Resource] = {r.plural: r for r in (PODS, NAMESPACES, NADS)}
+SECRETS = Resource(
+    "secrets", "secret", "Secret", "", "v1", True, (), _META_FIELDS | {"type"}, returns_deleted_object=False,
+)
+MUTATING_WEBHOOKS = Resource(
+    "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", "MutatingWebhookConfiguration",
+    ADMISSION_GROUP, ADMISSION_VERSION, False, (), _META_FIELDS, returns_deleted_object=False, has_generation=True,
+)
+VALIDATING_WEBHOOKS = Resource(
+    "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration",
+    ADMISSION_GROUP, ADMISSION_VERSION, False, (), _META_FIELDS, returns_deleted_object=False, has_generation=True,
+)
+RESOURCES: dict[str, Resource] = {
+    r.plural: r for r in (PODS, NAMESPACES, NADS, SECRETS, MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS)
+}
 _BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES.values()}
 
 
@@ -352,6 +387,39 @@ def make_pod(name: str, namespace: str = "default", *, annotations: dict[str, st
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
+def make_secret(name: str, namespace: str = "default", *, data: dict[str, bytes] | None = None,
+                type: str | None = None) -> JSON:
+    """A Secret with ``data`` base64-encoded, as the wire wants it; no ``type``: the server's default."""
+    obj: JSON = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}}
+    if type is not None:
+        obj["type"] = type
+    if data is not None:
+        obj["data"] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    return obj
+
+
+def make_webhook_configuration(kind: Literal["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"],
+                               name: str, webhook_names: Iterable[str], *, ca_bundle: str | None = None,
+                               annotations: dict[str, str] | None = None) -> JSON:
+    """A webhook configuration whose entries call Service netplex-system/netplex-webhook."""
+    meta: JSON = {"name": name}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    webhooks: list[JSON] = []
+    for hook in webhook_names:
+        client_config: JSON = {"service": {"namespace": "netplex-system", "name": "netplex-webhook",
+                                           "path": "/mutate" if kind.startswith("Mutating") else "/validate",
+                                           "port": 443}}
+        if ca_bundle is not None:
+            client_config["caBundle"] = ca_bundle
+        webhooks.append({"name": hook, "clientConfig": client_config, "admissionReviewVersions": ["v1"],
+                         "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
+                         "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                    "resources": ["pods"], "scope": "Namespaced"}]})
+    return {"apiVersion": f"{ADMISSION_GROUP}/{ADMISSION_VERSION}", "kind": kind, "metadata": meta,
+            "webhooks": webhooks}
+
+
 def make_nad(name: str, namespace: str = "default", *, config: JSON | str | None = None,
              annotations: dict[str, str] | None = None) -> JSON:
     """A NetworkAttachmentDefinition; a dict ``config`` is serialised, as the CRD wants a string."""
@@ -388,6 +456,61 @@ def _check_strategic(patch: Any, path: str = "") -> None:
             if key.startswith("$"):
                 raise not_modelled(f"strategic-merge-patch directive {key} (at {path or '.'})")
             _check_strategic(value, f"{path}.{key}" if path else key)
+
+
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_CONFIG_KEY_MSG = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+    "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+)
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _check_bytes(res: Resource, field: str, value: Any) -> None:
+    """A ``[]byte`` field holds base64 on the wire; anything else fails decoding (400)."""
+    if value is None:
+        return
+    prefix = f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}'
+    if not isinstance(value, str):
+        raise bad_request(f"{prefix}: json: cannot unmarshal {_json_type(value)} into Go struct field "
+                          f"{field} of type []uint8")
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        offset = next((i for i, ch in enumerate(value) if ch not in _BASE64), len(value) - len(value) % 4)
+        raise bad_request(f"{prefix}: illegal base64 data at input byte {offset}") from None
+
+
+def _normalise_secret(obj: JSON) -> list[tuple[str, str, str]]:
+    """What the API server does to a Secret on every write; returns the 422 causes.
+
+    ``stringData`` is folded into ``data`` (and not stored), ``type`` defaults to ``Opaque``,
+    ``data`` keys must be config keys, and ``kubernetes.io/tls`` needs its two keys.
+    """
+    data = obj.get("data") or {}
+    if not isinstance(data, dict):
+        raise bad_request(f'Secret in version "v1" cannot be handled as a Secret: json: cannot unmarshal '
+                          f"{_json_type(data)} into Go struct field Secret.data of type map[string][]uint8")
+    for value in data.values():
+        _check_bytes(SECRETS, "Secret.data", value)
+    string_data = obj.pop("stringData", None) or {}
+    for key, value in string_data.items():
+        if not isinstance(value, str):
+            raise bad_request(f'Secret in version "v1" cannot be handled as a Secret: json: cannot unmarshal '
+                              f"{_json_type(value)} into Go struct field Secret.stringData of type string")
+        data[key] = base64.b64encode(value.encode()).decode()
+    if data:
+        obj["data"] = data
+    else:
+        obj.pop("data", None)
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+    causes = [("FieldValueInvalid", f"data[{key}]", f'Invalid value: "{key}": {_CONFIG_KEY_MSG}')
+              for key in data if not _CONFIG_KEY.fullmatch(key)]
+    if obj["type"] == "kubernetes.io/tls":
+        causes += [("FieldValueRequired", f"data[{key}]", "Required value")
+                   for key in ("tls.crt", "tls.key") if key not in data]
+    return causes
 
 
 def _json_type(value: Any) -> str:
@@ -668,7 +791,7 @@ class ClusterState:
             if meta.get("resourceVersion"):  # etcd's storage error, passed through as a bare 500
                 raise ApiError(500, "", "resourceVersion should not be set on objects to be created")
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now())
-            if res.is_custom:
+            if res.tracks_generation:
                 meta["generation"] = 1
             if res is NAMESPACES:
                 meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
@@ -755,6 +878,11 @@ class ClusterState:
 
     def _validate(self, res: Resource, obj: JSON, name: str) -> None:
         causes: list[tuple[str, str, str]] = []
+        if res is SECRETS:
+            causes.extend(_normalise_secret(obj))
+        elif res in (MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS):
+            for hook in obj.get("webhooks") or []:
+                _check_bytes(res, "clientConfig.caBundle", ((hook or {}).get("clientConfig") or {}).get("caBundle"))
         if not name:
             causes.append(("FieldValueRequired", "metadata.name", "Required value: name or generateName is required"))
         else:
@@ -850,11 +978,14 @@ class ClusterState:
             if not as_given:  # namespace strategy: status and spec.finalizers are the server's
                 new["status"] = copy.deepcopy(old.get("status", {}))
                 new.setdefault("spec", {})["finalizers"] = copy.deepcopy(old.get("spec", {}).get("finalizers", []))
+        if res is SECRETS and new.get("type") != old.get("type"):
+            raise invalid(res, name, [("FieldValueInvalid", "type",
+                                       f'Invalid value: "{new.get("type")}": field is immutable')])
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         strip = ("kind", "apiVersion")
         if {k: v for k, v in new.items() if k not in strip} == {k: v for k, v in old.items() if k not in strip}:
             return wire(res, copy.deepcopy(old))  # a no-op write is not a write
-        if res.is_custom:
+        if res.tracks_generation:
             changed = {k: v for k, v in new.items() if k not in (*strip, "metadata")} != \
                       {k: v for k, v in old.items() if k not in (*strip, "metadata")}
             meta["generation"] = int(old_meta.get("generation", 1)) + (1 if changed else 0)
@@ -1024,54 +1155,12 @@ class TlsMaterial:
 
 def make_tls_material(hosts: Iterable[str] = ("127.0.0.1", "localhost"), *, days: int = 2) -> TlsMaterial:
     """A throwaway CA and a serving certificate for ``hosts`` (IPs or DNS names), EC P-256."""
-    import ipaddress
+    from certs.authority import issue_serving, new_authority
+    from certs.names import parse_host
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    until = now + dt.timedelta(days=days)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tests.k8sapi CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
-                                     crl_sign=False, content_commitment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return TlsMaterial(ca.public_bytes(pem), cert.public_bytes(pem), key_pem)
+    ca = new_authority(days=days, common_name="tests.k8sapi CA")
+    pair = issue_serving(ca, [parse_host(h) for h in hosts], days=days, common_name="kube-apiserver").pair
+    return TlsMaterial(pair.ca, pair.cert, pair.key)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -1123,7 +1212,7 @@ class _Route:
 
 
 def _route(path: str) -> _Route | None:
-    for res_prefix in ("/api/v1", f"/apis/{NAD_GROUP}/{NAD_VERSION}"):
+    for res_prefix in sorted({r.prefix for r in RESOURCES.values()}):
         if path.startswith(res_prefix + "/"):
             parts = path[len(res_prefix) + 1:].split("/")
             break
@@ -1162,15 +1251,21 @@ def _discovery(path: str, address: str) -> JSON | None:
                                 "kind": r.kind, "verbs": ["get", "patch", "update"]})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
 
-    nad_version = {"groupVersion": f"{NAD_GROUP}/{NAD_VERSION}", "version": NAD_VERSION}
-    nad_group = {"name": NAD_GROUP, "versions": [nad_version], "preferredVersion": nad_version}
     docs: dict[str, JSON] = {
         "/api": {"kind": "APIVersions", "versions": ["v1"],
                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]},
-        "/api/v1": resources("v1", [PODS, NAMESPACES]),
-        "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [nad_group]},
-        f"/apis/{NAD_GROUP}": {"kind": "APIGroup", "apiVersion": "v1", **nad_group},
-        f"/apis/{NAD_GROUP}/{NAD_VERSION}": resources(f"{NAD_GROUP}/{NAD_VERSION}", [NADS]),
+        "/api/v1": resources("v1", [r for r in RESOURCES.values() if not r.group]),
+    }
+    groups: list[JSON] = []
+    for group, version in ((ADMISSION_GROUP, ADMISSION_VERSION), (NAD_GROUP, NAD_VERSION)):  # built-ins first
+        group_version = {"groupVersion": f"{group}/{version}", "version": version}
+        doc = {"name": group, "versions": [group_version], "preferredVersion": group_version}
+        groups.append(doc)
+        docs[f"/apis/{group}"] = {"kind": "APIGroup", "apiVersion": "v1", **doc}
+        docs[f"/apis/{group}/{version}"] = resources(f"{group}/{version}",
+                                                     [r for r in RESOURCES.values() if r.group == group])
+    docs |= {
+        "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups},
         "/version": {"major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "tests.k8sapi",
                      "gitTreeState": "clean", "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22.5",
                      "compiler": "gc", "platform": "linux/amd64"},
@@ -1438,8 +1533,10 @@ class FakeApiServer:
     """
 
     def __init__(self, *, tls: bool | TlsMaterial = False, token: str | None = "test-token",
-                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, history_limit: int = 1000) -> None:
+                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, history_limit: int = 1000,
+                 port: int = 0) -> None:
         self.cluster = ClusterState(namespaces=namespaces, history_limit=history_limit)
+        self.port = port  # on 127.0.0.1; 0: any free port
         self.tls: TlsMaterial | None = make_tls_material() if tls is True else (tls or None)
         self.ca_pem: bytes | None = self.tls.ca_pem if self.tls else None
         self.requests: list[Recorded] = []
@@ -1455,7 +1552,7 @@ class FakeApiServer:
     # -- lifecycle
 
     def start(self) -> FakeApiServer:
-        httpd = _HttpServer(("127.0.0.1", 0), _Handler)
+        httpd = _HttpServer(("127.0.0.1", self.port), _Handler)
         httpd.api = self
         if self.tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -1649,8 +1746,114 @@ def iter_watch_lines(raw: bytes) -> Iterator[JSON]:
             yield json.loads(line)
 
 
+# --------------------------------------------------------------------------- command line
+#
+# python -m tests.k8sapi --kubeconfig FILE [--load FILE ...] [--port N] [--ca-file FILE]
+#
+# Serves the double until SIGINT or SIGTERM, for trying netplex by hand (README, "Try the
+# plugin by hand"). It creates the objects of the files given, starts serving, writes a
+# kubeconfig for itself (replaced atomically, so a script can wait for the file), prints
+# one line per request it answers, and exits 0 when stopped. Exit 2: a file cannot be
+# read, an object is refused (with the double's own message), or the port is taken.
+
+
+def load_objects(path: Path) -> list[JSON]:
+    """The objects of a JSON or YAML file: one object, several YAML documents, or a ``List``."""
+    import yaml
+
+    objects: list[JSON] = []
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path}: expected an object, got {type(doc).__name__}")
+        if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+            objects.extend(doc["items"])
+        else:
+            objects.append(doc)
+    return objects
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import os
+    import signal
+    import sys
+
+    import yaml
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.k8sapi",
+        description="Serve the Kubernetes API test double on 127.0.0.1 until SIGINT or SIGTERM.")
+    parser.add_argument("--kubeconfig", type=Path, required=True,
+                        help="write a kubeconfig for the double here once it is serving")
+    parser.add_argument("--load", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="create the objects of these JSON or YAML files, in order (Pods, NADs, Namespaces)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    parser.add_argument("--ca-file", type=Path, help="also write the CA certificate here (PEM), for curl --cacert")
+    parser.add_argument("--plain-http", action="store_true", help="serve HTTP instead of HTTPS")
+    parser.add_argument("--token", default="test-token", help="the bearer token accepted (default: test-token)")
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    api = FakeApiServer(tls=not args.plain_http, token=args.token, port=args.port)
+    for path in args.load:
+        try:
+            for obj in load_objects(path):
+                api.create(obj)
+                meta = obj.get("metadata") or {}
+                where = "" if obj.get("kind") == "Namespace" else f"{meta.get('namespace') or 'default'}/"
+                say(f"created {obj.get('kind')} {where}{meta.get('name')}")
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            print(f"python -m tests.k8sapi: cannot load {path}: {exc}", file=sys.stderr)
+            return 2
+        except ApiError as exc:
+            print(f"python -m tests.k8sapi: {path}: {exc.code} {exc.reason}: {exc.message}", file=sys.stderr)
+            return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        api.start()
+    except OSError as exc:
+        print(f"python -m tests.k8sapi: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.ca_file is not None and api.ca_pem is not None:
+            args.ca_file.write_bytes(api.ca_pem)
+        partial = args.kubeconfig.with_name(f".{args.kubeconfig.name}.tmp")
+        api.kubeconfig(partial)
+        os.replace(partial, args.kubeconfig)
+        say(f"serving {api.url} (bearer token {args.token}); kubeconfig: {args.kubeconfig}")
+        shown = 0
+        while True:
+            stopping = stop.wait(0.05)
+            received = api.requests_matching()
+            while shown < len(received) and received[shown].status is not None:  # in order, once answered
+                say(f"{received[shown].method} {received[shown].path} {received[shown].status}")
+                shown += 1
+            if stopping:
+                break
+    finally:
+        api.stop()
+    say("stopped")
+    return 0
+
+
 __all__ = [
-    "DEFAULT_NAMESPACES", "NADS", "NAMESPACES", "PODS", "ApiError", "ClusterState", "Event", "FakeApiServer",
-    "Recorded", "Resource", "Selector", "TlsMaterial", "iter_watch_lines", "make_nad", "make_namespace",
-    "make_pod", "make_tls_material", "merge_patch",
+    "DEFAULT_NAMESPACES", "MUTATING_WEBHOOKS", "NADS", "NAMESPACES", "PODS", "SECRETS", "VALIDATING_WEBHOOKS",
+    "ApiError", "ClusterState", "Event", "FakeApiServer", "Recorded", "Resource", "Selector", "TlsMaterial",
+    "iter_watch_lines", "make_nad", "make_namespace", "make_pod", "make_secret", "make_tls_material",
+    "make_webhook_configuration", "merge_patch",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import signal
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -648,7 +651,8 @@ def test_python_api_raises_the_status_the_http_side_would_answer(api: FakeApiSer
         api.create(make_pod("p"))
     assert duplicate.value.status["reason"] == "AlreadyExists" and str(duplicate.value) == 'pods "p" already exists'
     assert api.get("pods", "default", "ghost") is None and api.delete("pods", "default", "ghost") is None
-    with pytest.raises(ValueError, match="cannot store kind 'Service'; served kinds: Namespace, NetworkAttachmentDefinition, Pod"):
+    with pytest.raises(ValueError, match="cannot store kind 'Service'; served kinds: MutatingWebhookConfiguration, Namespace, "
+                       "NetworkAttachmentDefinition, Pod, Secret, ValidatingWebhookConfiguration"):
         api.create({"kind": "Service", "metadata": {"name": "s"}})
 
 
@@ -786,8 +790,57 @@ def test_discovery_documents_list_the_served_resources(api: FakeApiServer) -> No
     assert raw(api, "GET", "/api")[1]["versions"] == ["v1"]
     assert raw(api, "GET", "/version")[1]["gitVersion"].startswith("v1.")
     groups = raw(api, "GET", "/apis")[1]["groups"]
-    assert [g["preferredVersion"]["groupVersion"] for g in groups] == [f"{GROUP}/{VERSION}"]
+    assert [g["preferredVersion"]["groupVersion"] for g in groups] == ["admissionregistration.k8s.io/v1",
+                                                                        f"{GROUP}/{VERSION}"]
     core = {r["name"]: r for r in raw(api, "GET", "/api/v1")[1]["resources"]}
-    assert set(core) == {"pods", "pods/status", "namespaces"} and core["namespaces"]["namespaced"] is False
+    assert set(core) == {"pods", "pods/status", "namespaces", "secrets"} and core["namespaces"]["namespaced"] is False
+    admission = raw(api, "GET", "/apis/admissionregistration.k8s.io/v1")[1]["resources"]
+    assert [(r["name"], r["namespaced"]) for r in admission] == [("mutatingwebhookconfigurations", False),
+                                                                 ("validatingwebhookconfigurations", False)]
     nads = raw(api, "GET", f"/apis/{GROUP}/{VERSION}")[1]["resources"]
     assert [(r["name"], r["kind"], r["shortNames"]) for r in nads] == [(PLURAL, "NetworkAttachmentDefinition", ["net-attach-def"])]
+
+
+# ----------------------------------------------------- command line (python -m tests.k8sapi)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_command_line_serves_the_loaded_objects_and_logs_each_request_until_sigterm(tmp_path: Path) -> None:
+    """For trying netplex by hand (README): objects from YAML and JSON files, a kubeconfig the
+    official client works with, the CA for curl, one line per request, exit 0 on SIGTERM."""
+    (tmp_path / "objects.yaml").write_text(yaml.safe_dump_all([
+        make_namespace("blue"), make_nad("n1", "blue", config={"cniVersion": "1.0.0", "type": "bridge"})]))
+    (tmp_path / "pod.json").write_text(json.dumps(make_pod("web", "blue")))
+    kubeconfig, ca = tmp_path / "kubeconfig", tmp_path / "ca.pem"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.k8sapi", "--kubeconfig", str(kubeconfig), "--ca-file",
+                             str(ca), "--load", str(tmp_path / "objects.yaml"), str(tmp_path / "pod.json")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not kubeconfig.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the double did not start"
+            time.sleep(0.05)
+        pod = clients_from(kubeconfig).core.read_namespaced_pod("web", "blue")
+        assert pod.metadata.uid and pod.metadata.namespace == "blue"
+        assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    lines = out.splitlines()
+    assert lines[:3] == ["created Namespace blue", "created NetworkAttachmentDefinition blue/n1",
+                         "created Pod blue/web"]
+    assert lines[3].startswith("serving https://127.0.0.1:") and lines[3].endswith(f"; kubeconfig: {kubeconfig}")
+    assert lines[4:] == ["GET /api/v1/namespaces/blue/pods/web 200", "stopped"]
+
+
+def test_command_line_refuses_an_object_with_the_doubles_own_message_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "nad.json"
+    bad.write_text(json.dumps({**make_nad("n1"), "spec": {"config": {"type": "bridge"}}}))
+    done = subprocess.run([sys.executable, "-m", "tests.k8sapi", "--kubeconfig", str(tmp_path / "kubeconfig"),
+                           "--load", str(bad)], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"python -m tests.k8sapi: {bad}: 422 Invalid: ")
+    assert "spec.config" in done.stderr
+    assert not (tmp_path / "kubeconfig").exists()

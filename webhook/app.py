@@ -29,7 +29,11 @@ steps aside) and the body is small, else in one worker thread, so a slow handler
 large body never stalls the event loop, ``/healthz`` or the other requests.
 
 Metrics live in a registry owned by the app (:attr:`app.state.registry`), so many apps
-can coexist in one process (tests). Label values are bounded: kinds and operations
+can coexist in one process (tests). With several worker processes (``--workers``, which
+sets ``PROMETHEUS_MULTIPROC_DIR`` before this module is imported) the request counters
+and the latency histogram are shared through prometheus-client's multiprocess files, so
+a scrape answered by any worker counts the requests of all of them; the gauges and the
+process/GC collectors describe the worker that answered. Label values are bounded: kinds and operations
 outside the known sets are counted as ``other``; a request that could not be parsed is
 ``unknown``.
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -51,6 +56,7 @@ from prometheus_client import (
     Histogram,
     gc_collector,
     generate_latest,
+    multiprocess,
     platform_collector,
     process_collector,
 )
@@ -64,7 +70,7 @@ from webhook.verdicts import Verdict
 
 log = logging.getLogger("netplex.webhook")
 
-DEFAULT_MAX_BODY = 7 * 1024 * 1024
+DEFAULT_MAX_BODY = reviews.DEFAULT_MAX_BODY
 INLINE_MAX_BODY = 256 * 1024  # larger reviews are decoded in a worker thread
 JSON = "application/json"
 _JSON_HEADERS = [(b"content-type", JSON.encode())]
@@ -130,18 +136,24 @@ class Metrics:
         process_collector.ProcessCollector(registry=self.registry)
         platform_collector.PlatformCollector(registry=self.registry)
         gc_collector.GCCollector(registry=self.registry)
+        shared_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.shared: CollectorRegistry | None = None
+        if shared_dir:
+            self.shared = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.shared, path=shared_dir)
+        per_request = None if shared_dir else self.registry  # shared: read back from the files
         self.requests = Counter(
             "netplex_webhook_requests_total",
             "Admission requests answered, by endpoint, object kind, operation and outcome.",
             ["endpoint", "kind", "operation", "outcome"],
-            registry=self.registry,
+            registry=per_request,
         )
         self.duration = Histogram(
             "netplex_webhook_request_duration_seconds",
             "Time from request headers to response, by endpoint.",
             ["endpoint"],
             buckets=DURATION_BUCKETS,
-            registry=self.registry,
+            registry=per_request,
         )
         self.index_size = Gauge(
             "netplex_webhook_index_size",
@@ -167,6 +179,11 @@ class Metrics:
         # Children resolved once: ``labels()`` takes a lock and builds a tuple per call.
         self._counted: dict[tuple[str, str, str, str], Any] = {}
         self._timed = {endpoint: self.duration.labels(endpoint) for endpoint in ENDPOINTS}
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: all workers' request series, then this worker's own."""
+        own = generate_latest(self.registry)
+        return own if self.shared is None else generate_latest(self.shared) + own
 
     def observe(self, endpoint: str, answer: _Answer, seconds: float) -> None:
         key = (endpoint, answer.kind, answer.operation, answer.outcome)
@@ -244,7 +261,7 @@ def create_app(handler: Handler, *, max_body: int = DEFAULT_MAX_BODY) -> Webhook
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

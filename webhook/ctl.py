@@ -1,4 +1,4 @@
-"""``netplexctl``: the webhook's rules, offline.
+"""``netplexctl``: the webhook's rules, offline, and its certificates.
 
 ``netplexctl check FILE...`` lints Pods, workloads' pod templates, NADs and Namespaces
 exactly as the admission webhook would judge them (same ``webhook.validators``), resolving
@@ -6,6 +6,9 @@ network references against the NADs in the given files and in ``--nads DIR``.
 
 Exit status: 0 no errors (warnings are printed but do not fail, unless ``--strict``),
 1 findings, 2 usage error or unreadable input.
+
+``netplexctl certs`` makes a CA and a serving certificate for the webhook's Service and,
+with ``--apply``, writes them to the cluster: see :mod:`certs.command`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from certs import command as certs_command
 from webhook import documents, validators
 from webhook.index import MemoryIndex, object_name, object_namespace
 from webhook.policy import ClusterPolicy, load_cluster_policy
@@ -98,7 +102,8 @@ def _read_inputs(paths: Sequence[str], stdin: TextIO) -> list[documents.Document
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="netplexctl", description="netplex tools: lint manifests offline with the webhook's rules"
+        prog="netplexctl",
+        description="netplex tools: lint manifests offline with the webhook's rules; make its certificates",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser(
@@ -114,7 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="namespace for objects that do not name one (default: default)")
     check.add_argument("-o", "--output", choices=("text", "json"), default="text")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    certs_command.add_parser(sub)
     return parser
+
+
+def _api_client(kubeconfig: str | None) -> Any:
+    """The Kubernetes client, imported only when ``certs --apply`` talks to a cluster."""
+    from webhook.cluster import load_api_client
+
+    return load_api_client(kubeconfig)
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
@@ -126,6 +139,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage
         return EXIT_USAGE if exc.code else EXIT_CLEAN
+    if args.command == "certs":
+        return certs_command.run(args, out, err, connect=_api_client)
     policy = None
     try:
         if args.policy is not None:

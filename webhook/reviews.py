@@ -41,6 +41,9 @@ from typing import Any
 from plugin.problems import show, type_name
 from webhook.verdicts import Verdict
 
+# Largest AdmissionReview body accepted by default; above it the answer is HTTP 413.
+# Here, not in webhook.app, so the CLI can read it without importing prometheus_client.
+DEFAULT_MAX_BODY = 7 * 1024 * 1024
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 KIND = "AdmissionReview"
 

@@ -6,33 +6,38 @@
 TLS is always on. With ``--tls-cert/--tls-key`` the pair is followed on disk and a
 renewed certificate is served without a restart (:class:`webhook.tls.CertReloader`).
 With ``--self-signed`` a CA and a serving certificate are made in memory; the CA (PEM
-and base64, for ``clientConfig.caBundle``) is printed on stdout. Logs go to stderr.
+and base64, for ``clientConfig.caBundle``) is printed on stdout. With API access the CA
+is shared through a Secret and the webhook configurations' caBundle is set at start
+instead (:mod:`webhook.selfsigned`). Logs go to stderr.
 
 Shutdown: SIGTERM (or SIGINT) stops accepting connections, lets requests in flight
 finish for up to ``--shutdown-timeout`` seconds, and exits 0. Exit codes: 0 after a
 clean stop, 1 when the server cannot start (bad certificate, port in use, handler
 failed to build), 2 for usage errors.
 
-``--workers``: only 1. uvicorn's multi-process mode starts workers with ``spawn`` and
-pickles the configuration; an ``ssl.SSLContext`` cannot be pickled and the app must
-then be an import string, so each worker would rebuild its own handler, NAD watch
-and certificate reloader, and ``/metrics`` would show whichever worker answered the
-scrape. Admission checks take well under a millisecond; scale with Deployment
-replicas, which also survive node loss.
+``--workers N`` forks N worker processes after the socket is bound and the certificate
+is made (:mod:`webhook.workers`): one Python process decides on one core at a time, so
+more workers keep latency low under bursts. Each worker builds its own handler (its own
+NAD watch: N watches on the API server) and app; request metrics are summed across
+workers through prometheus-client's multiprocess files in a private temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import gc
 import importlib
 import logging
+import os
 import signal
 import socket
 import ssl
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -46,12 +51,13 @@ log = logging.getLogger("netplex.webhook")
 
 DEFAULT_SHUTDOWN_TIMEOUT = 25  # below the kubelet's default 30 s grace period
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_WORKERS = 64
 
 BuildHandler = Callable[[argparse.Namespace], "Handler"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from webhook.app import DEFAULT_MAX_BODY
+    from webhook.reviews import DEFAULT_MAX_BODY  # not webhook.app: see _share_metrics
 
     p = argparse.ArgumentParser(
         prog="netplex-webhook",
@@ -65,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument(
         "--self-signed",
         action="store_true",
-        help="generate an in-memory CA and serving certificate and print the CA on stdout",
+        help="generate the serving certificate: from an in-memory CA printed on stdout; with API access "
+        "(--kubeconfig or in-cluster, no --nads) from the CA in Secret netplex-webhook-ca, setting "
+        "the webhook configurations' caBundle",
     )
+    from webhook import selfsigned
+
+    selfsigned.add_arguments(tls)
     tls.add_argument(
         "--cert-reload-interval",
         type=float,
@@ -78,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster config)")
     src.add_argument("--nads", metavar="DIR", help="read NADs and Namespaces from YAML files instead of a cluster")
     src.add_argument("--policy", metavar="FILE", help="cluster-wide policy file (YAML); reloaded on change")
-    p.add_argument("--workers", type=int, default=1, help="worker processes; only 1 is supported (see --help text)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes forked after binding, each with its own NAD watch (default: %(default)s)",
+    )
     p.add_argument(
         "--max-body",
         type=int,
@@ -133,9 +149,11 @@ def main(
     ca: bytes | None = None
     try:
         if args.self_signed:
-            pair = tls.self_signed(_hosts_for(args.host))
-            ctx = tls.context_from_pem(pair.cert, pair.key)
-            ca = pair.ca
+            from webhook.selfsigned import serving_pair
+
+            issued = serving_pair(args, _hosts_for(args.host))
+            ctx = tls.context_from_pem(issued.pair.cert, issued.pair.key)
+            ca = None if issued.in_cluster else issued.pair.ca
         else:
             ctx = tls.server_ssl_context(args.tls_cert, args.tls_key)
             reloader = tls.CertReloader(ctx, args.tls_cert, args.tls_key, interval=args.cert_reload_interval)
@@ -152,6 +170,39 @@ def main(
             return 1
         build_handler = cast(BuildHandler, wiring.build_handler)
     try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        log.error("cannot start: cannot listen on %s port %d: %s", args.host, args.port, exc)
+        return 1
+    url = _url(args.host, sock.getsockname()[1])
+    if ca is not None:
+        print_ca_bundle(ca, url, stdout or sys.stdout)
+    make = build_handler
+
+    def run() -> int:
+        return _serve_worker(args, make, ctx, reloader, sock, url)
+
+    if args.workers == 1:
+        code = run()
+    else:
+        from webhook.workers import run_workers
+
+        with _share_metrics() as mark_dead:
+            code = run_workers(args.workers, run, on_exit=mark_dead)
+        sock.close()
+    return code
+
+
+def _serve_worker(
+    args: argparse.Namespace,
+    build_handler: BuildHandler,
+    ctx: ssl.SSLContext,
+    reloader: Any,
+    sock: socket.socket,
+    url: str,
+) -> int:
+    """One serving process: handler, app, certificate follower, uvicorn until a signal."""
+    try:
         handler = build_handler(args)
     except Exception:
         log.exception("cannot start: building the admission handler failed")
@@ -160,14 +211,10 @@ def main(
     from webhook.app import create_app
 
     app = create_app(handler, max_body=args.max_body)
-    try:
-        sock = bind(args.host, args.port)
-    except OSError as exc:
-        log.error("cannot start: cannot listen on %s port %d: %s", args.host, args.port, exc)
-        return 1
-    url = _url(args.host, sock.getsockname()[1])
-    if ca is not None:
-        print_ca_bundle(ca, url, stdout or sys.stdout)
+    # What exists now (index, modules, app) lives as long as the process: keep the
+    # collector from walking it again on every full collection (tail latency).
+    gc.collect()
+    gc.freeze()
     if reloader is not None:
         reloader.start()
     try:
@@ -183,6 +230,28 @@ def main(
     finally:
         if reloader is not None:
             reloader.stop()
+        close = getattr(handler, "close", None)
+        if callable(close):
+            close()
+
+
+@contextlib.contextmanager
+def _share_metrics() -> Iterator[Callable[[int], None]]:
+    """A private PROMETHEUS_MULTIPROC_DIR for the workers; yields ``mark_process_dead``.
+
+    prometheus-client picks its value storage when it is first imported, so this must
+    run before anything imports it (hence DEFAULT_MAX_BODY comes from webhook.reviews).
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the workers' metrics directory was set")
+    with tempfile.TemporaryDirectory(prefix="netplex-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        from prometheus_client import multiprocess
+
+        try:
+            yield lambda pid: multiprocess.mark_process_dead(pid, directory)
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
@@ -196,11 +265,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         if args.tls_cert is None or args.tls_key is None:
             missing = "--tls-key" if args.tls_key is None else "--tls-cert"
             return f"--tls-cert and --tls-key go together; {missing} is missing"
-    if args.workers != 1:
-        return (
-            f"--workers {args.workers}: only 1 is supported (uvicorn's worker processes cannot "
-            "share the TLS context, the NAD index or the metrics); run more replicas instead"
-        )
+    if not 1 <= args.workers <= MAX_WORKERS:
+        return f"--workers {args.workers}: must be between 1 and {MAX_WORKERS}"
     if not 0 <= args.port <= 65535:
         return f"--port {args.port}: must be between 0 and 65535"
     if args.max_body <= 0:

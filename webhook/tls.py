@@ -1,7 +1,8 @@
 """TLS for the webhook: a throwaway CA for local use, the server context, and hot reload.
 
-- :func:`self_signed` makes an in-memory CA and a serving certificate signed by it
-  (ECDSA P-256), for ``netplex-webhook --self-signed`` and for tests.
+- :func:`self_signed` makes a serving certificate for loopback and the given hosts,
+  signed by an in-memory CA (ECDSA P-256) or a given one, for ``netplex-webhook
+  --self-signed`` and for tests. The certificates themselves are made by :mod:`certs`.
 - :func:`server_ssl_context` builds the context uvicorn serves: TLS 1.2 or newer, no
   compression, ALPN ``http/1.1``.
 - :class:`CertReloader` follows a cert/key pair on disk (a mounted Secret) and makes new
@@ -31,38 +32,29 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import ipaddress
 import logging
 import os
 import ssl
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from certs import CertsError
+from certs.authority import LEAF_DAYS, Authority, CertPair, describe, issue_serving, new_authority
+from certs.names import LOOPBACK_HOSTS, subject_hosts
 
 log = logging.getLogger("netplex.webhook")
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+SELF_SIGNED_CA_NAME = "netplex-webhook self-signed CA"
 _ALPN = ["http/1.1"]
+
+__all__ = ["LOOPBACK_HOSTS", "CertPair", "CertReloader", "CertificateError", "context_from_pem", "describe",
+           "self_signed", "server_ssl_context"]
 
 
 class CertificateError(ValueError):
     """A certificate/key pair that cannot be served (unreadable, half written, mismatched)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CertPair:
-    """PEM bytes: the CA that signed ``cert`` (the caBundle), the serving cert, its key."""
-
-    ca: bytes
-    cert: bytes
-    key: bytes
 
 
 # -- generation ---------------------------------------------------------------------------
@@ -71,111 +63,26 @@ class CertPair:
 def self_signed(
     hosts: list[str],
     *,
-    days: int = 365,
+    days: int = LEAF_DAYS,
     now: datetime.datetime | None = None,
+    ca: Authority | None = None,
+    common_name: str | None = None,
 ) -> CertPair:
-    """An in-memory CA and a serving certificate for the loopback names plus ``hosts``.
+    """A serving certificate for the loopback names plus ``hosts``, from ``ca`` or a new CA.
 
-    Each host is an IP SAN when it parses as an address, otherwise a DNS SAN. The CA key
-    is dropped when this returns: nothing can be signed with this CA afterwards.
+    Each host is an IP SAN when it parses as an address, otherwise a DNS SAN. Without
+    ``ca`` a throwaway in-memory CA signs and its key is dropped when this returns:
+    nothing can be signed with it afterwards. Raises :class:`CertificateError` for a host
+    that cannot be a SAN.
     """
-    now = now or datetime.datetime.now(datetime.UTC)
-    not_before = now - datetime.timedelta(minutes=5)  # tolerate small clock skew
-    not_after = now + datetime.timedelta(days=days)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netplex-webhook self-signed CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = _unique([*LOOPBACK_HOSTS, *hosts])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in names]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return CertPair(
-        ca=ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert=cert.public_bytes(serialization.Encoding.PEM),
-        key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-
-
-def _unique(hosts: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for host in hosts:
-        host = host.strip()
-        if host and host not in ("0.0.0.0", "::"):
-            seen.setdefault(host, None)
-    return list(seen)
-
-
-def _san(host: str) -> x509.GeneralName:
+    usable, problems = subject_hosts([*LOOPBACK_HOSTS, *hosts])
     try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
+        if problems:
+            raise CertsError("; ".join(problems))
+        signer = ca or new_authority(days=days, now=now, common_name=SELF_SIGNED_CA_NAME)
+        return issue_serving(signer, usable, days=days, now=now, common_name=common_name).pair
+    except CertsError as exc:
+        raise CertificateError(str(exc)) from exc
 
 
 # -- contexts -----------------------------------------------------------------------------
@@ -324,20 +231,3 @@ class CertReloader:
                 self.check()
             except Exception:  # never let the poller die: the server must keep serving
                 log.exception("certificate reload: unexpected error; will retry")
-
-
-def describe(cert_pem: bytes) -> str:
-    """``subject, SANs, expiry`` of the first certificate in a PEM chain, for logs."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
-        return "an unparseable certificate"
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(n.value) for n in sans]
-    except x509.ExtensionNotFound:
-        names = []
-    return (
-        f"{cert.subject.rfc4514_string()} (SANs {', '.join(names) or 'none'}; "
-        f"expires {cert.not_valid_after_utc.isoformat()})"
-    )

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,53 @@ def test_a_failed_write_keeps_the_previous_entry(tmp_path: Path, monkeypatch: py
     monkeypatch.undo()
     assert cache.read(str(tmp_path), "abc123") == entry()
     assert os.listdir(tmp_path) == ["abc123"]
+
+
+def test_only_durable_writes_are_fsynced_and_both_kinds_replace_the_entry_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    cache.write(str(tmp_path), entry(), durable=False)
+    assert synced == []
+    assert cache.read(str(tmp_path), "abc123") == entry()
+    updated = entry().with_result(0, {"cniVersion": "1.0.0"})
+    cache.write(str(tmp_path), updated)
+    assert len(synced) == 2  # the file, then the directory that names it
+    assert cache.read(str(tmp_path), "abc123") == updated
+    assert os.listdir(tmp_path) == ["abc123"]
+
+
+def test_add_makes_the_entry_durable_before_the_first_delegate_and_after_the_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writes in between (one per delegate's result) only need to survive this process."""
+    from plugin import commands
+    from tests.k8sapi import FakeApiServer, make_pod
+    from tests.plugin.netns_fixtures import FAKE_PLUGIN
+    from tests.plugin.test_main import Plugin, cluster, fake_nad
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fake-a").write_text(FAKE_PLUGIN.format(python=sys.executable, record=str(tmp_path / "calls")))
+    (bin_dir / "fake-a").chmod(0o755)
+    (bin_dir / "fake-b").symlink_to("fake-a")
+    writes: list[tuple[int, bool]] = []
+    real_write = cache.write
+
+    def write(cache_dir: str, e: cache.SandboxEntry, *, durable: bool = True) -> None:
+        writes.append((sum(a.result is not None for a in e.attachments), durable))
+        real_write(cache_dir, e, durable=durable)
+
+    monkeypatch.setattr(commands.cache, "write", write)
+    with FakeApiServer(tls=True) as api:
+        api.create(fake_nad("net-a"))
+        api.create(make_pod("web", annotations={"k8s.v1.cni.cncf.io/networks": "net-a, net-a"}))
+        plugin = Plugin(tmp_path, str(bin_dir))
+        out = plugin.run("ADD", plugin.config(cluster(), kubeconfig=str(api.kubeconfig(tmp_path / "kubeconfig"))))
+    assert out.code == 0, out.stdout
+    assert writes == [(0, True), (1, False), (2, False), (3, True)]

@@ -40,6 +40,7 @@ def test_build_holds_the_plugin_package_only_and_is_executable(zipapp: Path) -> 
     assert "__main__.py" in names
     assert {"plugin/main.py", "plugin/commands.py", "plugin/k8s.py", "plugin/cache.py"} <= set(names)
     assert "plugin/pack.py" not in names
+    assert not [n for n in names if n.startswith("plugin/install")]  # runs in its container only
     assert not [n for n in names if n.split("/")[0] not in ("plugin", "__main__.py")]
 
 

@@ -9,18 +9,22 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import queue
 import re
+import signal
 import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webhook.conftest import admission_review
 
@@ -56,7 +60,7 @@ class Webhook:
                 url = found.group(1)
             text += line
         assert url is not None
-        pem = text[text.index("-----BEGIN CERTIFICATE-----"):]
+        self.ca_pem = pem = text[text.index("-----BEGIN CERTIFICATE-----"):]
         self.client = httpx.Client(base_url=url, verify=ssl.create_default_context(cadata=pem), timeout=20)
 
     def review(self, endpoint: str, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
@@ -199,3 +203,61 @@ def test_the_sample_reviews_in_examples_give_what_the_readme_shows(webhook: Webh
     good = json.loads((REPO / "examples" / "review-mutate-pod.json").read_text())
     answer = webhook.client.post("/mutate", json=good).json()["response"]
     assert json.loads(base64.b64decode(answer["patch"]))[0]["value"] == "tenant-a/data-net@data0,shared/storage-net"
+
+
+def test_two_workers_share_the_socket_the_certificate_and_the_request_counts(tmp_path: Path) -> None:
+    server = Webhook(["--nads", "examples", "--workers", "2"], tmp_path)
+    try:
+        # the CA is printed before the workers are forked: wait for them
+        deadline = time.monotonic() + 30
+        while len(workers := _children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        verify = ssl.create_default_context(cadata=server.ca_pem)
+
+        def burst(count: int) -> None:  # fresh connections: any worker may take each
+            for _ in range(count):
+                with httpx.Client(base_url=str(server.client.base_url), verify=verify, timeout=20) as fresh:
+                    response = fresh.post("/validate", json=admission_review(pod("macvlan-conf")))
+                    assert response.status_code == 200 and response.json()["response"]["allowed"] is True
+
+        # Each worker in turn is paused, so both certainly answer some of the requests.
+        for paused, count in zip(workers, (7, 5), strict=True):
+            os.kill(paused, signal.SIGSTOP)
+            try:
+                burst(count)
+            finally:
+                os.kill(paused, signal.SIGCONT)
+
+        def counted() -> float:
+            text = httpx.get(f"{server.client.base_url}/metrics", verify=verify, timeout=20).text
+            return sum(
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "netplex_webhook_requests_total" and s.labels.get("endpoint") == "validate"
+            )
+
+        # whichever worker answers the scrape counts the requests of both
+        assert [counted() for _ in range(4)] == [12, 12, 12, 12]
+    finally:
+        server.client.close()  # an idle TLS connection would hold a worker's graceful stop
+        server.proc.terminate()
+        assert server.proc.wait(timeout=30) == 0
+        server._stderr.close()
+    log = server.stderr_path.read_text()
+    assert "supervising 2 workers" in log and "stopped by SIGTERM" in log
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc, no psutil)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out

@@ -255,11 +255,7 @@ def test_metrics_show_preinitialised_series_and_count_requests(client: httpx.Cli
             ["--self-signed", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
             "--self-signed cannot be combined with --tls-cert/--tls-key; choose one",
         ),
-        (
-            ["--self-signed", "--workers", "4"],
-            "--workers 4: only 1 is supported (uvicorn's worker processes cannot share the TLS context, "
-            "the NAD index or the metrics); run more replicas instead",
-        ),
+        (["--self-signed", "--workers", "0"], "--workers 0: must be between 1 and 64"),
         (["--self-signed", "--port", "70000"], "--port 70000: must be between 0 and 65535"),
         (["--self-signed", "--max-body", "0"], "--max-body 0: must be a positive number of bytes"),
         (["--self-signed", "--cert-reload-interval", "0"], "--cert-reload-interval 0.0: must be more than 0 seconds"),

@@ -1,0 +1,116 @@
+"""The kubeconfig the node installer writes for the plugin, and the token's expiry (pure).
+
+The plugin runs on the host, where the installer pod's projected service-account token
+path (``/var/run/secrets/kubernetes.io/serviceaccount/token``) does not exist. So the
+kubeconfig carries the token and the CA *inline*, and the installer rewrites it whenever
+either changes: kubelet rotates a projected token at about 80% of its lifetime, and the
+installer's next reconcile copies the new one. This is the fix for Multus' best-known
+failure on long-running nodes, ``Unauthorized`` once a bound token written once has
+expired (reference/multus.md §14.6).
+
+Caveat that no file can fix: a bound token dies with its pod, so while a DaemonSet rollout
+replaces the installer pod, the host kubeconfig holds a dead token until the new pod's
+first reconcile (seconds).
+
+The expiry is read from the token's JWT ``exp`` claim without verifying the signature:
+it is our own token, and we only use it to warn when kubelet has not rotated it in time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+KUBECONFIG_NAME = "netplex.kubeconfig"
+CONTEXT = "netplex"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """What the installer pod knows about itself, read from its service-account volume."""
+
+    token: str
+    ca: bytes
+    namespace: str
+
+
+def server_url(host: str, port: str) -> str:
+    """``https://host:port``; an IPv6 service address is bracketed, as client-go does."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
+def render(server: str, account: ServiceAccount) -> bytes:
+    """Kubeconfig YAML that both kubectl and ``plugin.kubeconfig`` read.
+
+    Strings are JSON-quoted, which is valid double-quoted YAML and inside the subset that
+    ``plugin.kubeconfig`` parses; stable output means no rewrite while nothing changed.
+    """
+    q = json.dumps
+    ca = base64.b64encode(account.ca).decode("ascii")
+    lines = [
+        "# Written by netplex-install from its pod's service account; rewritten when the token rotates.",
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        f"- name: {CONTEXT}",
+        "  cluster:",
+        f"    server: {q(server)}",
+        f"    certificate-authority-data: {q(ca)}",
+        "users:",
+        f"- name: {CONTEXT}",
+        "  user:",
+        f"    token: {q(account.token)}",
+        "contexts:",
+        f"- name: {CONTEXT}",
+        "  context:",
+        f"    cluster: {CONTEXT}",
+        f"    user: {CONTEXT}",
+    ]
+    if account.namespace:
+        lines.append(f"    namespace: {q(account.namespace)}")
+    lines.append(f"current-context: {CONTEXT}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def token_expiry(token: str) -> float | None:
+    """The JWT ``exp`` claim (seconds since the epoch), or None when there is none.
+
+    A legacy (secret-based) token has no ``exp``; anything that is not a JWT with a
+    numeric ``exp`` is treated the same: nothing to warn about.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)
+
+
+def expiry_warning(expires_at: float | None, now: float, margin: float) -> str | None:
+    """A warning when the current token expires within ``margin`` seconds (or has expired).
+
+    The installer rewrites the kubeconfig as soon as the token file changes, so a token
+    this close to its end means kubelet has not rotated it: the plugin's API calls will
+    fail with ``Unauthorized`` once it expires.
+    """
+    if expires_at is None:
+        return None
+    left = expires_at - now
+    if left > margin:
+        return None
+    when = f"expired {int(-left)}s ago" if left <= 0 else f"expires in {int(left)}s"
+    return (
+        f"the service account token {when} and has not been rotated (warning margin {int(margin)}s); "
+        "kubelet normally replaces a projected token at 80% of its life: check the kubelet on this node "
+        "and the DaemonSet's token volume, or the plugin's API calls will fail with Unauthorized"
+    )
