@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from plugin import selection
 from plugin.problems import Problem
 from webhook import mutation, patching, validators
+from webhook import policy as policies
 from webhook.index import NetworkIndex
 from webhook.policy import ClusterPolicy
 from webhook.verdicts import Verdict, allowed, denied, from_findings, patched
@@ -39,6 +41,7 @@ class Admission:
     """
 
     decides_inline = True
+    MEMO_SIZE = 1024
 
     def __init__(
         self,
@@ -54,6 +57,11 @@ class Admission:
         self._policy = policy
         self._confirm = confirm_missing
         self._ready = ready
+        # Pod CREATE verdicts by (namespace, the annotations the rules read): every replica
+        # of a Deployment asks the same question. Valid while the index generation and the
+        # policy object are the ones it was computed with; denials are never kept (a miss
+        # must be confirmed against the API server each time).
+        self._memo: dict[tuple[Any, ...], tuple[int, ClusterPolicy, Verdict]] = {}
 
     def ready(self) -> bool:
         return self._ready()
@@ -72,6 +80,9 @@ class Admission:
         obj = request.get("object")
         if not isinstance(obj, Mapping):
             return denied([Problem("request.object", f"is missing from a {operation} of a {kind}")])
+        key = _memo_key(kind, str(operation), obj, _namespace(request, obj))
+        if key is not None:
+            return self._memoized(key, request, kind, obj)
         old = request.get("oldObject")
         findings = validators.check_object(
             {**obj, "kind": kind},
@@ -81,6 +92,20 @@ class Admission:
             old=old if isinstance(old, Mapping) else None,
         )
         return from_findings(findings)
+
+    def _memoized(self, key: tuple[Any, ...], request: Mapping[str, Any], kind: str, obj: Mapping[str, Any]) -> Verdict:
+        generation, policy = self._index.generation(), self._policy()
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == generation and (hit[1] is policy or hit[1] == policy):
+            return hit[2]
+        context = validators.Context(self._index, policy, self._confirm)
+        findings = validators.check_object({**obj, "kind": kind}, key[1], context, operation="CREATE")
+        verdict = from_findings(findings)
+        if verdict.allowed:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()  # crude, but a full memo means the questions vary anyway
+            self._memo[key] = (generation, policy, verdict)
+        return verdict
 
     def mutate(self, request: Mapping[str, Any]) -> Verdict:
         if _kind(request) != "Pod" or request.get("operation") != "CREATE":
@@ -93,6 +118,30 @@ class Admission:
         if not ops:
             return allowed(*result.warnings)
         return patched(list(ops), *result.warnings)
+
+
+MEMO_MAX_TEXT = 4096
+
+
+def _memo_key(kind: str, operation: str, obj: Mapping[str, Any], namespace: str) -> tuple[Any, ...] | None:
+    """What a pod CREATE verdict depends on besides index and policy; None = do not memoize."""
+    if kind != "Pod" or operation != "CREATE":
+        return None
+    annotations = validators.annotations_of(obj)
+    relevant = []
+    size = 0
+    for name, value in annotations.items():
+        if name in _MEMO_ANNOTATIONS or (isinstance(name, str) and name.startswith(policies.PREFIX)):
+            if not isinstance(value, str):
+                return None
+            size += len(value)
+            relevant.append((name, value))
+    if size > MEMO_MAX_TEXT:
+        return None
+    return ("Pod", namespace, tuple(sorted(relevant)))
+
+
+_MEMO_ANNOTATIONS = frozenset({selection.NETWORKS_ANNOTATION, selection.DEFAULT_NETWORK_ANNOTATION})
 
 
 def _kind(request: Mapping[str, Any]) -> str | None:

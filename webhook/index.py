@@ -46,6 +46,9 @@ class NetworkIndex(Protocol):
     def nad_names(self, namespace: str) -> list[str]: ...
     def get_namespace(self, name: str) -> Mapping[str, Any] | None: ...
     def size(self) -> int: ...
+    def generation(self) -> int:
+        """A number that changes whenever any NAD or Namespace does (memo validity)."""
+        ...
 
 
 def object_namespace(obj: Mapping[str, Any], default: str = DEFAULT_NAMESPACE) -> str:
@@ -85,6 +88,7 @@ class MemoryIndex:
         self._lock = threading.Lock()
         self._nads: dict[str, dict[str, IndexedNad]] = {}
         self._namespaces: dict[str, Mapping[str, Any]] = {}
+        self._generation = 0
         for obj in objects:
             self.put(obj)
 
@@ -96,9 +100,11 @@ class MemoryIndex:
                 updated = dict(self._nads.get(nad.namespace, {}))
                 updated[nad.name] = nad
                 self._nads[nad.namespace] = updated
+                self._generation += 1
         elif kind == "Namespace":
             with self._lock:
                 self._namespaces[object_name(obj)] = obj
+                self._generation += 1
 
     def delete(self, obj: Mapping[str, Any]) -> None:
         kind = obj.get("kind")
@@ -111,6 +117,7 @@ class MemoryIndex:
                 self._nads[ns] = updated
             elif kind == "Namespace":
                 self._namespaces.pop(name, None)
+            self._generation += 1
 
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """Swap in a full listing of one kind (a watch's relist)."""
@@ -121,10 +128,12 @@ class MemoryIndex:
                 fresh.setdefault(nad.namespace, {})[nad.name] = nad
             with self._lock:
                 self._nads = fresh
+                self._generation += 1
         elif kind == "Namespace":
             namespaces = {object_name(o): o for o in objects}
             with self._lock:
                 self._namespaces = namespaces
+                self._generation += 1
 
     def get_nad(self, namespace: str, name: str) -> IndexedNad | None:
         return self._nads.get(namespace, {}).get(name)
@@ -137,3 +146,6 @@ class MemoryIndex:
 
     def size(self) -> int:
         return sum(len(v) for v in list(self._nads.values()))
+
+    def generation(self) -> int:
+        return self._generation
