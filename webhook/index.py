@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from plugin import netconf
@@ -29,16 +29,17 @@ class IndexedNad:
     name: str
     obj: Mapping[str, Any]
     config: netconf.NetConfResult
+    # read once at indexing: every mutated pod asks for it
+    annotations: Mapping[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        meta = self.obj.get("metadata") or {}
+        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+        object.__setattr__(self, "annotations", annotations if isinstance(annotations, Mapping) else {})
 
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def annotations(self) -> Mapping[str, Any]:
-        meta = self.obj.get("metadata") or {}
-        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-        return annotations if isinstance(annotations, Mapping) else {}
 
 
 class NetworkIndex(Protocol):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import jsonpatch
-from jsonpointer import JsonPointer
 
 Op = dict[str, Any]
 
@@ -46,7 +45,7 @@ def _diff(a: Any, b: Any, parts: list[str | int], ops: list[Op]) -> None:
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 _diff(x, y, [*parts, i], ops)
             return
-        prefix = JsonPointer.from_parts(parts).path
+        prefix = _pointer(parts)
         for op in jsonpatch.make_patch(a, b).patch:
             moved = {**op, "path": prefix + op["path"]}
             if "from" in op:
@@ -55,8 +54,13 @@ def _diff(a: Any, b: Any, parts: list[str | int], ops: list[Op]) -> None:
         return
     if type(a) is type(b) and a == b:  # 1 == True == 1.0 in Python, not in JSON
         return
-    ops.append({"op": "replace", "path": JsonPointer.from_parts(parts).path, "value": b})
+    ops.append({"op": "replace", "path": _pointer(parts), "value": b})
 
 
 def _path(parts: list[str | int], key: str) -> str:
-    return JsonPointer.from_parts([*parts, key]).path
+    return _pointer([*parts, key])
+
+
+def _pointer(parts: list[str | int]) -> str:
+    """RFC 6901: ``~`` becomes ``~0`` and ``/`` becomes ``~1``, in that order."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
