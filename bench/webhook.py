@@ -52,6 +52,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, not this file
+
+from webhook.workers import children_of
+
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 POD_NAMESPACE = "bench-0"
@@ -165,7 +169,7 @@ class Server:
     def rss_mib(self) -> float:
         """VmRSS of the serving process: the largest worker when there are several."""
         sizes = []
-        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+        for pid in [self.proc.pid, *children_of(self.proc.pid)]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -184,18 +188,6 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def check_answer(server: Server, endpoint: str, body: bytes) -> str:

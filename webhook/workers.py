@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger("netplex.webhook")
@@ -130,3 +131,16 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 def _describe(code: int) -> str:
     return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of ``pid``, from /proc: a supervisor's workers (tests, bench)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace
+from webhook.admission import Admission
 from webhook.cluster import ClusterIndex, load_api_client
 from webhook.wiring import PolicySource, build_handler
 
@@ -95,13 +96,20 @@ def test_an_expired_watch_makes_the_index_relist(api: FakeApiServer, tmp_path: P
         cluster.stop()
 
 
-def test_a_miss_is_confirmed_with_one_get_before_denying(
-    api: FakeApiServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+@pytest.fixture
+def cluster_handler(api: FakeApiServer, tmp_path: Path) -> Iterator[Admission]:
+    """The production wiring against the API double, synced."""
     args = argparse.Namespace(nads=None, policy=None, kubeconfig=str(api.kubeconfig(tmp_path / "kc")))
     handler = build_handler(args)
-    request.addfinalizer(handler.close)
-    assert eventually(handler.ready)
+    try:
+        assert eventually(handler.ready)
+        yield handler
+    finally:
+        handler.close()
+
+
+def test_a_miss_is_confirmed_with_one_get_before_denying(api: FakeApiServer, cluster_handler: Admission) -> None:
+    handler = cluster_handler
     before = len(api.requests_matching("GET", r"/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/.*"))
     verdict = handler.validate(pod_request("nope"))
     assert not verdict.allowed
@@ -156,7 +164,7 @@ def test_a_broken_policy_file_at_start_is_refused(tmp_path: Path) -> None:
 
 
 def test_over_http_the_confirming_get_runs_once_and_off_the_event_loop(
-    api: FakeApiServer, tmp_path: Path, request: pytest.FixtureRequest
+    api: FakeApiServer, cluster_handler: Admission
 ) -> None:
     import asyncio
     import json
@@ -166,10 +174,7 @@ def test_over_http_the_confirming_get_runs_once_and_off_the_event_loop(
 
     from webhook.app import create_app
 
-    args = argparse.Namespace(nads=None, policy=None, kubeconfig=str(api.kubeconfig(tmp_path / "kc")))
-    handler = build_handler(args)
-    request.addfinalizer(handler.close)
-    assert eventually(handler.ready)
+    handler = cluster_handler
     pattern = r"/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/.*"
     before = len(api.requests_matching("GET", pattern))
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": pod_request("nope")}

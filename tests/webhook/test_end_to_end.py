@@ -27,6 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webhook.conftest import admission_review
+from webhook.workers import children_of
 
 REPO = Path(__file__).resolve().parents[2]
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
@@ -210,7 +211,7 @@ def test_two_workers_share_the_socket_the_certificate_and_the_request_counts(tmp
     try:
         # the CA is printed before the workers are forked: wait for them
         deadline = time.monotonic() + 30
-        while len(workers := _children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := children_of(server.proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workers) == 2
         verify = ssl.create_default_context(cadata=server.ca_pem)
@@ -248,16 +249,3 @@ def test_two_workers_share_the_socket_the_certificate_and_the_request_counts(tmp
     log = server.stderr_path.read_text()
     assert "supervising 2 workers" in log and "stopped by SIGTERM" in log
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
-
-
-def _children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc, no psutil)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out

@@ -12,10 +12,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.webhook.test_cluster import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,15 +52,6 @@ def start(tmp_path: Path, behaviour: str = "serve") -> subprocess.Popen[str]:
         [sys.executable, "-c", SCRIPT, str(pids), behaviour],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def pids(tmp_path: Path) -> set[int]:
