@@ -11,7 +11,8 @@ Two cases, told apart by whether the webhook can reach the API server:
   starts and read by the others (:func:`certs.kube.get_or_create_ca`); each replica
   issues its own serving certificate from it for the Service's names, and sets the
   ``caBundle`` of ``netplex-mutating`` and ``netplex-validating`` at start. The serving
-  certificate stays in memory; a restart issues a new one.
+  certificate stays in memory; a restart issues a new one, and so does
+  :class:`webhook.tls.CertRenewer` once two thirds of its validity have passed.
 
 In a cluster this needs RBAC for ``create`` and ``get`` on Secrets in its namespace,
 and ``get`` and ``patch`` on the two webhook configurations. A failure there stops the
@@ -42,10 +43,15 @@ IN_CLUSTER_ENV = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 @dataclass(frozen=True, slots=True)
 class SelfSigned:
-    """The pair to serve; ``in_cluster`` False means its CA exists only in this process."""
+    """The pair to serve; ``in_cluster`` False means its CA exists only in this process.
+
+    ``renew`` issues another serving certificate for the same names from the same CA
+    (kept in memory for this), for :class:`webhook.tls.CertRenewer`.
+    """
 
     pair: CertPair
     in_cluster: bool
+    renew: Callable[[], CertPair]
 
 
 def add_arguments(group: Any) -> None:
@@ -97,16 +103,25 @@ def serving_pair(
         else:
             usable.append(host)
     if not has_api_access(args, environ):
-        return SelfSigned(tls.self_signed(usable), in_cluster=False)
+        try:
+            authority = new_authority(common_name=tls.SELF_SIGNED_CA_NAME)
+        except CertsError as exc:
+            raise tls.CertificateError(str(exc)) from exc
+
+        def renew_local() -> CertPair:
+            return tls.self_signed(usable, ca=authority)
+
+        return SelfSigned(renew_local(), in_cluster=False, renew=renew_local)
     namespace = service_namespace(args.service_namespace, namespace_file)
     try:
-        return SelfSigned(_from_cluster(args, namespace, usable, connect), in_cluster=True)
+        pair, renew = _from_cluster(args, namespace, usable, connect)
+        return SelfSigned(pair, in_cluster=True, renew=renew)
     except CertsError as exc:
         raise tls.CertificateError(f"--self-signed with the cluster's CA Secret: {exc}") from exc
 
 
 def _from_cluster(args: argparse.Namespace, namespace: str, hosts: list[str],
-                  connect: Callable[[str | None], Any] | None) -> CertPair:
+                  connect: Callable[[str | None], Any] | None) -> tuple[CertPair, Callable[[], CertPair]]:
     now = utcnow()
     service_names = names.service_dns_names(args.service_name, namespace)
     if connect is None:
@@ -122,6 +137,9 @@ def _from_cluster(args: argparse.Namespace, namespace: str, hosts: list[str],
         if isinstance(exc, ClusterError):
             raise
         raise CertsError(f"{exc}; delete {ref} and restart the webhook to have a new CA made") from None
+    def issue() -> CertPair:
+        return tls.self_signed([*service_names, *hosts], ca=ca, common_name=service_names[2])
+
     pair = tls.self_signed([*service_names, *hosts], ca=ca, now=now, common_name=service_names[2])
     log.info("--self-signed: CA %s %s; serving %s", "created in" if created else "read from", ref, describe(pair.cert))
     for outcome in kube.patch_ca_bundles(api_client, ca.cert_pem, now=now):
@@ -129,4 +147,4 @@ def _from_cluster(args: argparse.Namespace, namespace: str, hosts: list[str],
             log.info("--self-signed: %s", outcome.text())
         else:
             log.warning("--self-signed: %s", outcome.text())
-    return pair
+    return pair, issue

@@ -145,7 +145,7 @@ def main(
 
     from webhook import tls
 
-    reloader: tls.CertReloader | None = None
+    reloader: tls.CertReloader | tls.CertRenewer | None = None
     ca: bytes | None = None
     try:
         if args.self_signed:
@@ -154,6 +154,7 @@ def main(
             issued = serving_pair(args, _hosts_for(args.host))
             ctx = tls.context_from_pem(issued.pair.cert, issued.pair.key)
             ca = None if issued.in_cluster else issued.pair.ca
+            reloader = tls.CertRenewer(ctx, issued.pair.cert, issued.renew)
         else:
             ctx = tls.server_ssl_context(args.tls_cert, args.tls_key)
             reloader = tls.CertReloader(ctx, args.tls_cert, args.tls_key, interval=args.cert_reload_interval)

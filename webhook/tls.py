@@ -6,7 +6,8 @@
 - :func:`server_ssl_context` builds the context uvicorn serves: TLS 1.2 or newer, no
   compression, ALPN ``http/1.1``.
 - :class:`CertReloader` follows a cert/key pair on disk (a mounted Secret) and makes new
-  handshakes present the new certificate, without a restart.
+  handshakes present the new certificate, without a restart; :class:`CertRenewer` issues
+  a new in-memory certificate (``--self-signed``) before the current one expires.
 
 How a reload reaches the server: the context handed to uvicorn is never modified after
 start. The reloader builds a *fresh* context for every good pair, and the served
@@ -39,9 +40,20 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
+
+from cryptography import x509
 
 from certs import CertsError
-from certs.authority import LEAF_DAYS, Authority, CertPair, describe, issue_serving, new_authority
+from certs.authority import (
+    LEAF_DAYS,
+    Authority,
+    CertPair,
+    describe,
+    issue_serving,
+    new_authority,
+    utcnow,
+)
 from certs.names import LOOPBACK_HOSTS, subject_hosts
 
 log = logging.getLogger("netplex.webhook")
@@ -49,7 +61,7 @@ log = logging.getLogger("netplex.webhook")
 SELF_SIGNED_CA_NAME = "netplex-webhook self-signed CA"
 _ALPN = ["http/1.1"]
 
-__all__ = ["LOOPBACK_HOSTS", "CertPair", "CertReloader", "CertificateError", "context_from_pem", "describe",
+__all__ = ["LOOPBACK_HOSTS", "CertPair", "CertReloader", "CertRenewer", "CertificateError", "context_from_pem", "describe",
            "self_signed", "server_ssl_context"]
 
 
@@ -128,7 +140,65 @@ def context_from_pem(cert: bytes, key: bytes) -> ssl.SSLContext:
 # -- reload -------------------------------------------------------------------------------
 
 
-class CertReloader:
+class _ContextSwitch:
+    """New handshakes on the served context move to :attr:`current` (see the module docstring).
+
+    Subclasses decide when a fresh context is due in :meth:`check`, which :meth:`start`
+    runs every ``interval`` seconds in a daemon thread.
+    """
+
+    thread_name = "netplex-cert"
+
+    def __init__(self, ctx: ssl.SSLContext, interval: float) -> None:
+        self.interval = interval
+        self._ctx = ctx
+        self._current: ssl.SSLContext = ctx
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        ctx.sni_callback = self._select
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        """The context new connections are switched to."""
+        return self._current
+
+    def _select(self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, ctx: ssl.SSLContext) -> None:
+        current = self._current
+        if current is not ctx:
+            conn.context = current
+
+    def check(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Run :meth:`check` in a daemon thread every ``interval`` seconds until :meth:`stop`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=min(self.interval, 60) + 5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # never let the poller die: the server must keep serving
+                log.exception("%s: unexpected error; will retry", self.thread_name)
+
+
+class CertReloader(_ContextSwitch):
     """Serve the newest valid pair found at ``cert_file``/``key_file`` without a restart.
 
     Polls the *contents* every ``interval`` seconds (a Secret volume swaps a ``..data``
@@ -152,27 +222,13 @@ class CertReloader:
         interval: float = 10.0,
         make_context: Callable[[bytes, bytes], ssl.SSLContext] = context_from_pem,
     ) -> None:
+        super().__init__(ctx, interval)
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
-        self.interval = interval
-        self._ctx = ctx
         self._make_context = make_context
-        self._current: ssl.SSLContext = ctx
         self._digest: bytes | None = None  # content of the last pair looked at
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        ctx.sni_callback = self._select
 
-    @property
-    def current(self) -> ssl.SSLContext:
-        """The context new connections are switched to."""
-        return self._current
-
-    def _select(self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, ctx: ssl.SSLContext) -> None:
-        current = self._current
-        if current is not ctx:
-            conn.context = current
+    thread_name = "netplex-cert-reloader"
 
     def check(self) -> bool:
         """Look at the files once; return True when a new pair was put in service."""
@@ -206,28 +262,58 @@ class CertReloader:
             log.info("certificate reload: now serving %s", describe(cert))
             return True
 
-    def start(self) -> CertReloader:
-        """Poll in a daemon thread until :meth:`stop`."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="netplex-cert-reloader", daemon=True)
-            self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval + 5)
-            self._thread = None
+class CertRenewer(_ContextSwitch):
+    """Issue a new in-memory serving certificate before the current one expires.
 
-    def __enter__(self) -> CertReloader:
-        return self.start()
+    For ``--self-signed``, whose certificate lives only in memory: nothing on disk will be
+    renewed for it, and a webhook pod may well run for longer than the leaf's validity.
+    Once ``renew_after`` of the current certificate's lifetime has passed, ``issue()``
+    (a new leaf from the same CA, so the ``caBundle`` stays right) is put in service the
+    same way a reloaded pair is. A failed issue is logged and retried at the next check;
+    the old certificate keeps serving meanwhile.
+    """
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    thread_name = "netplex-cert-renewer"
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        cert_pem: bytes,
+        issue: Callable[[], CertPair],
+        *,
+        interval: float = 3600.0,
+        renew_after: float = 2 / 3,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        make_context: Callable[[bytes, bytes], ssl.SSLContext] = context_from_pem,
+    ) -> None:
+        if not 0 < renew_after < 1:
+            raise ValueError(f"renew_after must be between 0 and 1, got {renew_after}")
+        super().__init__(ctx, interval)
+        self._issue = issue
+        self._renew_after = renew_after
+        self._clock = clock
+        self._make_context = make_context
+        self.renew_at = self._due(cert_pem)
+
+    def _due(self, cert_pem: bytes) -> datetime.datetime:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        return start + (end - start) * self._renew_after
+
+    def check(self) -> bool:
+        """Renew when due; return True when a new certificate was put in service."""
+        with self._lock:
+            if self._clock() < self.renew_at:
+                return False
             try:
-                self.check()
-            except Exception:  # never let the poller die: the server must keep serving
-                log.exception("certificate reload: unexpected error; will retry")
+                pair = self._issue()
+                fresh = self._make_context(pair.cert, pair.key)
+            except (CertsError, CertificateError, ssl.SSLError, OSError, ValueError) as exc:
+                log.error("certificate renewal failed (%s); still serving the previous certificate, "
+                          "will retry in %.0f s", exc, self.interval)
+                return False
+            self._current = fresh
+            self.renew_at = self._due(pair.cert)
+            log.info("certificate renewal: now serving %s", describe(pair.cert))
+            return True

@@ -293,3 +293,66 @@ def test_the_reloader_thread_picks_up_a_new_pair_on_its_own(tmp_path: Path) -> N
         assert presented_fingerprint(port) == second.fingerprint
         assert presented_certificate(port).subject.rfc4514_string() == "CN=second"
         assert reloader.current is not ctx
+
+
+# -- CertRenewer --------------------------------------------------------------------------
+
+
+def test_an_in_memory_certificate_is_renewed_from_the_same_ca_once_two_thirds_of_it_passed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from webhook.selfsigned import serving_pair
+    from webhook.server import build_parser
+
+    issued = serving_pair(build_parser().parse_args(["--self-signed"]), ["127.0.0.1"], environ={})
+    first = x509.load_pem_x509_certificate(issued.pair.cert)
+    lifetime = first.not_valid_after_utc - first.not_valid_before_utc
+    now = [first.not_valid_before_utc + lifetime / 2]
+    ctx = tls.context_from_pem(issued.pair.cert, issued.pair.key)
+    renewer = tls.CertRenewer(ctx, issued.pair.cert, issued.renew, clock=lambda: now[0])
+    assert renewer.renew_at == first.not_valid_before_utc + lifetime * 2 / 3
+    caplog.set_level(logging.INFO, logger="netplex.webhook")
+
+    with running_server(create_app(ScriptedHandler()), ctx) as port:
+        assert renewer.check() is False  # half-way: not yet
+        assert presented_certificate(port).serial_number == first.serial_number
+
+        now[0] = renewer.renew_at
+        assert renewer.check() is True
+        served = presented_certificate(port)
+
+    assert served.serial_number != first.serial_number
+    served.verify_directly_issued_by(x509.load_pem_x509_certificate(issued.pair.ca))  # caBundle still right
+    # the next renewal is two thirds into the new certificate (issued at the real time)
+    assert renewer.renew_at == served.not_valid_before_utc + (served.not_valid_after_utc - served.not_valid_before_utc) * 2 / 3
+    assert re.fullmatch(r"certificate renewal: now serving .*", caplog.messages[-1])
+
+
+def test_a_failed_renewal_keeps_the_old_certificate_and_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    pair = tls.self_signed([])
+    ctx = tls.context_from_pem(pair.cert, pair.key)
+    attempts: list[int] = []
+
+    def issue() -> tls.CertPair:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise tls.CertificateError("the CA expired on 2036-01-01")
+        return tls.self_signed([])
+
+    far = x509.load_pem_x509_certificate(pair.cert).not_valid_after_utc
+    renewer = tls.CertRenewer(ctx, pair.cert, issue, interval=60, clock=lambda: far)
+
+    with caplog.at_level(logging.ERROR, logger="netplex.webhook"):
+        assert renewer.check() is False
+    assert renewer.current is ctx
+    assert caplog.messages == [
+        "certificate renewal failed (the CA expired on 2036-01-01); still serving the previous "
+        "certificate, will retry in 60 s"
+    ]
+    assert renewer.check() is True and renewer.current is not ctx and len(attempts) == 2
+
+
+def test_renew_after_must_be_a_fraction() -> None:
+    pair = tls.self_signed([])
+    with pytest.raises(ValueError, match=r"renew_after must be between 0 and 1, got 1\.5"):
+        tls.CertRenewer(tls.context_from_pem(pair.cert, pair.key), pair.cert, lambda: pair, renew_after=1.5)
