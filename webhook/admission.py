@@ -8,7 +8,7 @@ parsed and rendered by ``webhook.reviews``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from plugin import selection
 from plugin.problems import Problem
@@ -17,6 +17,8 @@ from webhook import policy as policies
 from webhook.index import NetworkIndex
 from webhook.policy import ClusterPolicy
 from webhook.verdicts import Verdict, allowed, denied, from_findings, patched
+
+T = TypeVar("T")
 
 # (API group, kind) pairs netplex judges; anything else is allowed untouched.
 GROUPS = {
@@ -57,11 +59,12 @@ class Admission:
         self._policy = policy
         self._confirm = confirm_missing
         self._ready = ready
-        # Pod CREATE verdicts by (namespace, the annotations the rules read): every replica
-        # of a Deployment asks the same question. Valid while the index generation and the
-        # policy object are the ones it was computed with; denials are never kept (a miss
-        # must be confirmed against the API server each time).
-        self._memo: dict[tuple[Any, ...], tuple[int, ClusterPolicy, Verdict]] = {}
+        # Pod CREATE verdicts by (namespace, the annotations the rules read), and mutation
+        # plans by (namespace, networks annotation, opt-out): every replica of a Deployment
+        # asks the same question. Denials are never kept (a miss must be confirmed against
+        # the API server each time).
+        self._verdicts: _Memo[Verdict] = _Memo(self.MEMO_SIZE)
+        self._plans: _Memo[mutation.Plan] = _Memo(self.MEMO_SIZE)
 
     def ready(self) -> bool:
         return self._ready()
@@ -95,17 +98,31 @@ class Admission:
 
     def _memoized(self, key: tuple[Any, ...], request: Mapping[str, Any], kind: str, obj: Mapping[str, Any]) -> Verdict:
         generation, policy = self._index.generation(), self._policy()
-        hit = self._memo.get(key)
-        if hit is not None and hit[0] == generation and (hit[1] is policy or hit[1] == policy):
-            return hit[2]
+        hit = self._verdicts.get(key, generation, policy)
+        if hit is not None:
+            return hit
         context = validators.Context(self._index, policy, self._confirm)
         findings = validators.check_object({**obj, "kind": kind}, key[1], context, operation="CREATE")
         verdict = from_findings(findings)
         if verdict.allowed:
-            if len(self._memo) >= self.MEMO_SIZE:
-                self._memo.clear()  # crude, but a full memo means the questions vary anyway
-            self._memo[key] = (generation, policy, verdict)
+            self._verdicts.put(key, generation, policy, verdict)
         return verdict
+
+    def _plan(self, obj: Mapping[str, Any], namespace: str, policy: ClusterPolicy) -> mutation.Plan | None:
+        annotations = validators.annotations_of(obj)
+        networks = annotations.get(selection.NETWORKS_ANNOTATION)
+        skip = policies.skips_default_networks(annotations)
+        memoizable = networks is None or (isinstance(networks, str) and len(networks) <= MEMO_MAX_TEXT)
+        if not memoizable:
+            return mutation.plan_mutation(networks, skip, namespace, self._index, policy)
+        key = (namespace, networks, skip)
+        generation = self._index.generation()
+        plan = self._plans.get(key, generation, policy)
+        if plan is None:
+            plan = mutation.plan_mutation(networks, skip, namespace, self._index, policy)
+            if plan is not None:
+                self._plans.put(key, generation, policy, plan)
+        return plan
 
     def mutate(self, request: Mapping[str, Any]) -> Verdict:
         if _kind(request) != "Pod" or request.get("operation") != "CREATE":
@@ -113,7 +130,11 @@ class Admission:
         obj = request.get("object")
         if not isinstance(obj, Mapping):
             return allowed()  # the validating webhook denies it with the reason
-        result = mutation.mutate_pod(obj, _namespace(request, obj), self._index, self._policy())
+        namespace, policy = _namespace(request, obj), self._policy()
+        plan = self._plan(obj, namespace, policy)
+        if plan is None:
+            return allowed()
+        result = mutation.mutate_pod(obj, namespace, self._index, policy, plan)
         ops = patching.make_patch(obj, result.pod)
         if not ops:
             return allowed(*result.warnings)
@@ -121,6 +142,25 @@ class Admission:
 
 
 MEMO_MAX_TEXT = 4096
+
+
+class _Memo(Generic[T]):
+    """Answers valid while the index generation and the policy are those they came from."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[tuple[Any, ...], tuple[int, ClusterPolicy, T]] = {}
+
+    def get(self, key: tuple[Any, ...], generation: int, policy: ClusterPolicy) -> T | None:
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == generation and (hit[1] is policy or hit[1] == policy):
+            return hit[2]
+        return None
+
+    def put(self, key: tuple[Any, ...], generation: int, policy: ClusterPolicy, value: T) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # crude, but a full memo means the questions vary anyway
+        self._entries[key] = (generation, policy, value)
 
 
 def _memo_key(kind: str, operation: str, obj: Mapping[str, Any], namespace: str) -> tuple[Any, ...] | None:

@@ -69,28 +69,72 @@ def _owned(out: Mutation, parent: Any, key: str | int, kind: type[Any] = dict) -
     return mine
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a pod's mutation depends on besides the pod's own spec: its networks answer.
+
+    A function of (namespace, the networks annotation, the skip annotation, the index,
+    the policy) only, so the webhook can keep it per question (``webhook.admission``):
+    every replica of a Deployment gets the same plan.
+    """
+
+    networks_text: str | None  # the annotation's new value, None to leave it as it is
+    warnings: tuple[Problem, ...]
+    selected: tuple[selection.Selection, ...]
+    found: tuple[IndexedNad, ...]
+    counts: tuple[tuple[str, int], ...]  # device-plugin resource -> attachments, sorted
+
+
+def plan_mutation(
+    networks: object,
+    skip_defaults: bool,
+    namespace: str,
+    index: NetworkIndex,
+    policy: policies.ClusterPolicy,
+) -> Plan | None:
+    """The plan for a pod whose networks annotation is ``networks``; None: leave it alone."""
+    if networks is not None and not isinstance(networks, str):
+        return None  # the validating webhook rejects it; nothing sane to add to
+    parsed = selection.parse_networks(networks, namespace)
+    if not parsed.ok:
+        return None
+    warnings: list[Problem] = []
+    text, selected = _default_networks(parsed, skip_defaults, namespace, index, policy, warnings)
+    nads = [index.get_nad(s.namespace, s.name) for s in selected]
+    found = tuple(n for n in nads if n is not None)
+    counts: dict[str, int] = {}
+    for nad in found:
+        resource = _resource_of(nad, policy.resource_name_keys)
+        if resource:
+            counts[resource] = counts.get(resource, 0) + 1
+    return Plan(text, tuple(warnings), selected, found, tuple(sorted(counts.items())))
+
+
 def mutate_pod(
     pod: Mapping[str, Any],
     namespace: str,
     index: NetworkIndex,
     policy: policies.ClusterPolicy,
+    plan: Plan | None = None,
 ) -> Mutation:
-    """Return a mutated copy of ``pod`` (copy-on-write); the caller diffs it against ``pod``."""
+    """Return a mutated copy of ``pod`` (copy-on-write); the caller diffs it against ``pod``.
+
+    ``plan`` is :func:`plan_mutation` for this pod when the caller already has it.
+    """
     out = Mutation(dict(pod))
-    annotations = _annotations(out.pod)
-    value = annotations.get(selection.NETWORKS_ANNOTATION)
-    if value is not None and not isinstance(value, str):
-        return out  # the validating webhook rejects it; nothing sane to add to
-    parsed = selection.parse_networks(value, namespace)
-    if not parsed.ok:
-        return out
-    selected = _add_default_networks(out, parsed, namespace, index, policy)
-    nads = [index.get_nad(s.namespace, s.name) for s in selected]
-    found = [n for n in nads if n is not None]
-    _add_resources(out, found, policy)
+    if plan is None:
+        annotations = _annotations(pod)
+        plan = plan_mutation(annotations.get(selection.NETWORKS_ANNOTATION),
+                             policies.skips_default_networks(annotations), namespace, index, policy)
+        if plan is None:
+            return out
+    out.warnings.extend(plan.warnings)
+    if plan.networks_text is not None:
+        _set_annotation(out, selection.NETWORKS_ANNOTATION, plan.networks_text)
+    _add_resources(out, plan.counts, policy)
     if policy.inject_node_selector:
-        _add_node_selectors(out, found)
-    if policy.inject_podnetinfo and selected:
+        _add_node_selectors(out, list(plan.found))
+    if policy.inject_podnetinfo and plan.selected:
         _add_podnetinfo(out)
     return out
 
@@ -118,22 +162,24 @@ def _default_sources(namespace: str, index: NetworkIndex, policy: policies.Clust
     return sources
 
 
-def _add_default_networks(
-    out: Mutation,
+def _default_networks(
     parsed: selection.SelectionResult,
+    skip: bool,
     namespace: str,
     index: NetworkIndex,
     policy: policies.ClusterPolicy,
-) -> tuple[selection.Selection, ...]:
+    warnings: list[Problem],
+) -> tuple[str | None, tuple[selection.Selection, ...]]:
+    """(new annotation text or None, the selections the pod ends up with)."""
     own = parsed.selections
-    if policies.skips_default_networks(_annotations(out.pod)):
-        return own
+    if skip:
+        return None, own
     chosen = list(own)
     refs = {s.ref for s in own}
     for text, origin in _default_sources(namespace, index, policy):
         defaults = selection.parse_networks(text, namespace)
         if not defaults.ok:
-            out.warnings.append(Problem(origin, f"default networks not injected: {defaults.errors[0]}"))
+            warnings.append(Problem(origin, f"default networks not injected: {defaults.errors[0]}"))
             continue
         for sel in defaults.selections:
             if sel.ref in refs:
@@ -143,20 +189,19 @@ def _add_default_networks(
             # wherever the default came from.
             chosen.append(replace(sel, namespace_given=True))
     if len(chosen) == len(own):
-        return own
+        return None, own
     use_json = parsed.form == "json" or not all(s.short_form_ok for s in chosen)
     text = selection.format_networks(chosen, "json" if use_json else "short")
     reparsed = selection.parse_networks(text, namespace)
     if not reparsed.ok:  # e.g. a default asks for an interface the pod already uses
-        out.warnings.append(
+        warnings.append(
             Problem(
                 policies.annotation_path(selection.NETWORKS_ANNOTATION),
                 f"default networks not injected: {reparsed.errors[0]}",
             )
         )
-        return own
-    _set_annotation(out, selection.NETWORKS_ANNOTATION, text)
-    return reparsed.selections
+        return None, own
+    return text, reparsed.selections
 
 
 def _resource_of(nad: IndexedNad, keys: tuple[str, ...]) -> str | None:
@@ -167,12 +212,7 @@ def _resource_of(nad: IndexedNad, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _add_resources(out: Mutation, nads: list[IndexedNad], policy: policies.ClusterPolicy) -> None:
-    counts: dict[str, int] = {}
-    for nad in nads:
-        resource = _resource_of(nad, policy.resource_name_keys)
-        if resource:
-            counts[resource] = counts.get(resource, 0) + 1
+def _add_resources(out: Mutation, counts: tuple[tuple[str, int], ...], policy: policies.ClusterPolicy) -> None:
     if not counts:
         return
     containers = _target_containers(out, policy)
@@ -184,7 +224,7 @@ def _add_resources(out: Mutation, nads: list[IndexedNad], policy: policies.Clust
         resources = _owned(out, container, "resources")
         for part in ("requests", "limits"):
             _owned(out, resources, part)
-        for resource, count in sorted(counts.items()):
+        for resource, count in counts:
             base = f"spec.containers[{index_}].resources"
             user = _user_value(resources, resource, previously.get(resource, 0) if policy.honor_resources else 0)
             if user is None:  # not a whole number: leave it to the API server

@@ -97,3 +97,57 @@ def test_the_key_holds_namespace_and_every_annotation_the_rules_read() -> None:
     assert not moved.allowed and 'no NetworkAttachmentDefinition "missing"' in moved.message
     # an annotation no rule reads does not split the memo, and does not change the answer
     assert admission.validate(request("a", unrelated="x")) == admission.validate(request("a"))
+
+
+# -- mutation plans -------------------------------------------------------------------------
+
+RES = "intel.com/sriov"
+
+
+def sriov(name: str) -> dict[str, Any]:
+    obj = nad(name)
+    obj["metadata"]["annotations"] = {"k8s.v1.cni.cncf.io/resourceName": RES}
+    return obj
+
+
+def tenant(defaults: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "default", "annotations": {"netplex.io/default-networks": defaults}}}
+
+
+def applied(admission: Admission, req: dict[str, Any]) -> dict[str, Any]:
+    import jsonpatch
+
+    verdict = admission.mutate(req)
+    assert verdict.allowed
+    return jsonpatch.apply_patch(req["object"], list(verdict.patch))
+
+
+def test_one_plan_serves_pods_with_the_same_annotation_and_each_pod_keeps_its_own_spec() -> None:
+    index = CountingIndex([sriov("a"), sriov("b")])
+    admission = Admission(index)
+    plain = request("a, b")
+    asked_more = request("a, b")
+    asked_more["object"]["spec"]["containers"][0]["resources"] = {"requests": {RES: "5"}, "limits": {RES: "5"}}
+
+    first = applied(admission, plain)
+    lookups = index.lookups
+    second = applied(admission, asked_more)
+
+    assert index.lookups == lookups  # the plan came from the memo
+    assert first["spec"]["containers"][0]["resources"] == {"requests": {RES: "2"}, "limits": {RES: "2"}}
+    assert second["spec"]["containers"][0]["resources"] == {"requests": {RES: "5"}, "limits": {RES: "5"}}
+
+
+def test_a_new_namespace_default_reaches_the_next_pod_and_the_opt_out_is_part_of_the_question() -> None:
+    index = MemoryIndex([nad("a"), nad("b"), tenant("b")])
+    admission = Admission(index)
+    assert applied(admission, request("a"))["metadata"]["annotations"][NETWORKS] == "a,default/b"
+
+    index.put(tenant(""))
+    assert applied(admission, request("a"))["metadata"]["annotations"][NETWORKS] == "a"
+
+    index.put(tenant("b"))
+    skipping = request("a", **{"netplex.io/skip-default-networks": "true"})
+    assert applied(admission, skipping)["metadata"]["annotations"][NETWORKS] == "a"
+    assert applied(admission, request("a"))["metadata"]["annotations"][NETWORKS] == "a,default/b"
