@@ -1,8 +1,12 @@
 """Load on ``/validate`` and ``/mutate`` of the real ``netplex-webhook`` over TLS.
 
-Run: python bench/webhook.py [--duration 6] [--connections 16] [--rate 1000] [--generator auto]
+Run: python bench/webhook.py [--duration 4] [--repeat 3] [--workers 2] [--connections 16] [--rate 1000]
 
-What is measured, in one run, one server process at a time (so they do not share cores):
+What is measured, in one run, with all servers started at once but loaded one at a time
+(an idle server costs no CPU), in ``--repeat`` interleaved rounds: each round measures the
+baseline and then every netplex case for a pod size, so a ratio compares two loads a few
+seconds apart; the table shows medians over the rounds (of req/s, p50, p99 and of the
+per-round ratios):
 
 * the baseline: ``bench/minimal_app.py``, a bare ASGI app returning a fixed
   AdmissionReview, served by the same uvicorn configuration, TLS set-up and ``--workers``;
@@ -361,10 +365,17 @@ class Row:
     ratio: float | None = None
 
 
+def median_result(results: list[Result]) -> Result:
+    """Medians of each figure over the rounds (errors summed)."""
+    return Result(statistics.median(r.rps for r in results), statistics.median(r.p50_ms for r in results),
+                  statistics.median(r.p99_ms for r in results), sum(r.errors for r in results))
+
+
 def header(generator: str, args: argparse.Namespace) -> str:
     cpus = os.cpu_count()
     return (f"generator: {generator}, {args.connections} keep-alive connections, {args.duration:g} s per case "
-            f"(+{args.warmup:g} s warm-up), {args.workers} worker(s) for both servers, {cpus} CPUs, "
+            f"(+{args.warmup:g} s warm-up), {args.repeat} interleaved rounds (medians), {args.workers} worker(s) "
+            f"for every server, {cpus} CPUs, "
             f"python {sys.version.split()[0]}")
 
 
@@ -419,7 +430,7 @@ def summary(rows: list[Row], args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured case (default: %(default)s)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measured case (default: %(default)s)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each case")
     parser.add_argument("--connections", type=int, default=16, help="connections at maximum throughput")
     parser.add_argument("--rate", type=float, default=1000.0,
@@ -429,6 +440,8 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=1000, help="namespaces of the large index (10 NADs each)")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each server (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds of the maximum-throughput cases; medians reported (default: %(default)s)")
     args = parser.parse_args()
 
     generator = args.generator
@@ -446,43 +459,57 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="netplex-bench-") as tmp:
         work = Path(tmp)
         load = Load(generator, work, args)
-
-        baseline: dict[int, float] = {}
-        minimal = Server([sys.executable, str(ROOT / "bench" / "minimal_app.py"), "--workers", str(args.workers)],
-                         work / "minimal.log")
+        servers: dict[str, Server] = {}
         try:
-            minimal.wait_ready("/healthz")
-            for n in sizes:
-                result = load.max_throughput(minimal, "/validate", bodies[n])
-                baseline[n] = result.rps
-                rows.append(Row("minimal", "-", "(any)", n, "max", result, minimal.rss_mib(), "fixed"))
-        finally:
-            minimal.close()
-
-        for namespaces in (1, args.namespaces):
-            nad_dir = work / f"nads-{namespaces}"
-            nad_dir.mkdir()
-            count = write_index(nad_dir, namespaces)
-            label = f"{count:,}" if count >= 1000 else str(count)
-            server = Server([sys.executable, "-m", "webhook.server", "--self-signed", "--host", "127.0.0.1",
-                             "--port", "0", "--nads", str(nad_dir), "--workers", str(args.workers)],
-                            work / f"webhook-{namespaces}.log")
-            try:
+            # All servers up at once (an idle one costs no CPU), so the rounds can interleave:
+            # a round measures the baseline and then every netplex case for each pod size,
+            # and ratios are taken within a round. Medians over rounds go in the table.
+            servers["-"] = Server([sys.executable, str(ROOT / "bench" / "minimal_app.py"),
+                                   "--workers", str(args.workers)], work / "minimal.log")
+            servers["-"].wait_ready("/healthz")
+            for namespaces in (1, args.namespaces):
+                nad_dir = work / f"nads-{namespaces}"
+                nad_dir.mkdir()
+                count = write_index(nad_dir, namespaces)
+                label = f"{count:,}" if count >= 1000 else str(count)
+                server = servers[label] = Server(
+                    [sys.executable, "-m", "webhook.server", "--self-signed", "--host", "127.0.0.1", "--port", "0",
+                     "--nads", str(nad_dir), "--workers", str(args.workers)],
+                    work / f"webhook-{namespaces}.log")
                 ready = server.wait_ready("/readyz")
                 print(f"index of {label} NADs in {namespaces} namespaces: ready {ready:.1f} s after the CA "
                       f"was printed, idle RSS {server.rss_mib():.1f} MiB")
-                sys.stdout.flush()
+            sys.stdout.flush()
+            netplex = [label for label in servers if label != "-"]
+            answers = {(label, endpoint, n): check_answer(servers[label], endpoint, bodies[n])
+                       for label in netplex for endpoint in ("/validate", "/mutate") for n in sizes}
+            runs: dict[tuple[str, str, int], list[Result]] = {}
+            ratios: dict[tuple[str, str, int], list[float]] = {}
+            for round_ in range(args.repeat):
+                print(f"round {round_ + 1}/{args.repeat}", file=sys.stderr, flush=True)
+                for n in sizes:
+                    base = load.max_throughput(servers["-"], "/validate", bodies[n])
+                    runs.setdefault(("-", "(any)", n), []).append(base)
+                    for label in netplex:
+                        for endpoint in ("/validate", "/mutate"):
+                            result = load.max_throughput(servers[label], endpoint, bodies[n])
+                            runs.setdefault((label, endpoint, n), []).append(result)
+                            ratios.setdefault((label, endpoint, n), []).append(result.rps / base.rps)
+            for n in sizes:
+                rows.append(Row("minimal", "-", "(any)", n, "max", median_result(runs[("-", "(any)", n)]),
+                                servers["-"].rss_mib(), "fixed"))
+            for label in netplex:
                 for endpoint in ("/validate", "/mutate"):
                     for n in sizes:
-                        answer = check_answer(server, endpoint, bodies[n])
-                        result = load.max_throughput(server, endpoint, bodies[n])
-                        rows.append(Row("netplex", label, endpoint, n, "max", result, server.rss_mib(),
-                                        answer, result.rps / baseline[n]))
+                        key = (label, endpoint, n)
+                        rows.append(Row("netplex", label, endpoint, n, "max", median_result(runs[key]),
+                                        servers[label].rss_mib(), answers[key], statistics.median(ratios[key])))
                     if args.rate > 0 and 4 in bodies:
-                        result = load.paced(server, endpoint, bodies[4], args.rate)
-                        rows.append(Row("netplex", label, endpoint, 4, "paced", result, server.rss_mib(),
-                                        check_answer(server, endpoint, bodies[4])))
-            finally:
+                        result = load.paced(servers[label], endpoint, bodies[4], args.rate)
+                        rows.append(Row("netplex", label, endpoint, 4, "paced", result, servers[label].rss_mib(),
+                                        check_answer(servers[label], endpoint, bodies[4])))
+        finally:
+            for server in servers.values():
                 server.close()
 
     print()
