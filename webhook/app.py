@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import orjson
 from fastapi import FastAPI, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -362,15 +363,21 @@ def _check_content_type(value: str | None) -> str | None:
 
 
 def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
-    """Decode, decide, encode: runs in a worker thread."""
+    """Decode, decide, encode: on the event loop or in a worker thread (see the module doc)."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _refuse(endpoint, 400, f"request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at position {exc.start}")
-    try:
-        decoded = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        return _refuse(endpoint, 400, f"request body is not valid JSON: {_first_line(exc)}")
+        # orjson is ~3x faster; what it refuses goes to the standard library, which says
+        # precisely what is wrong (or accepts it: lone surrogates, integers beyond 64 bits,
+        # neither of which the API server sends, since it encodes from Go types).
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _refuse(endpoint, 400, f"request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at position {exc.start}")
+        try:
+            decoded = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            return _refuse(endpoint, 400, f"request body is not valid JSON: {_first_line(exc)}")
     try:
         review = reviews.parse_review(decoded)
     except reviews.BadReview as exc:
@@ -407,7 +414,7 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
         log.error("validate: handler returned a patch for request uid=%s; validating webhooks may not patch", uid)
         return failed(f"internal error while handling request {uid}: a validating webhook may not return a patch")
     try:
-        out = json.dumps(reviews.render(review.api_version, uid, verdict), ensure_ascii=False, separators=(",", ":"))
+        out = reviews.dumps(reviews.render(review.api_version, uid, verdict))
     except (TypeError, ValueError):
         log.exception("%s: cannot encode the verdict for request uid=%s", endpoint, uid)
         return failed(f"internal error while encoding the answer to request {uid}; see the webhook log")
@@ -417,7 +424,7 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
         outcome = "patched"
     else:
         outcome = "allowed"
-    return _Answer(200, out.encode(), outcome, kind, operation)
+    return _Answer(200, out, outcome, kind, operation)
 
 
 def _refuse(endpoint: str, status: int, reason: str) -> _Answer:

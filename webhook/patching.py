@@ -23,44 +23,41 @@ Op = dict[str, Any]
 def make_patch(before: Any, after: Any) -> list[Op]:
     """RFC 6902 operations turning ``before`` into ``after``; ``[]`` when they are equal."""
     ops: list[Op] = []
-    _diff(before, after, [], ops)
+    _diff(before, after, "", ops)
     return ops
 
 
-def _diff(a: Any, b: Any, parts: list[str | int], ops: list[Op]) -> None:
+def _diff(a: Any, b: Any, pointer: str, ops: list[Op]) -> None:
+    """``pointer`` is where ``a`` and ``b`` sit (RFC 6901, "" for the root)."""
     if a is b:
         return
     if type(a) is dict and type(b) is dict:
         for key in a:
             if key not in b:
-                ops.append({"op": "remove", "path": _path(parts, key)})
+                ops.append({"op": "remove", "path": _child(pointer, key)})
         for key, value in b.items():
             if key in a:
-                _diff(a[key], value, [*parts, key], ops)
+                _diff(a[key], value, _child(pointer, key), ops)
             else:
-                ops.append({"op": "add", "path": _path(parts, key), "value": value})
+                ops.append({"op": "add", "path": _child(pointer, key), "value": value})
         return
     if type(a) is list and type(b) is list:
         if len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                _diff(x, y, [*parts, i], ops)
+                if x is not y:
+                    _diff(x, y, f"{pointer}/{i}", ops)
             return
-        prefix = _pointer(parts)
         for op in jsonpatch.make_patch(a, b).patch:
-            moved = {**op, "path": prefix + op["path"]}
+            moved = {**op, "path": pointer + op["path"]}
             if "from" in op:
-                moved["from"] = prefix + op["from"]
+                moved["from"] = pointer + op["from"]
             ops.append(moved)
         return
     if type(a) is type(b) and a == b:  # 1 == True == 1.0 in Python, not in JSON
         return
-    ops.append({"op": "replace", "path": _pointer(parts), "value": b})
+    ops.append({"op": "replace", "path": pointer, "value": b})
 
 
-def _path(parts: list[str | int], key: str) -> str:
-    return _pointer([*parts, key])
-
-
-def _pointer(parts: list[str | int]) -> str:
-    """RFC 6901: ``~`` becomes ``~0`` and ``/`` becomes ``~1``, in that order."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+def _child(pointer: str, key: str) -> str:
+    """RFC 6901: in a key, ``~`` becomes ``~0`` and ``/`` becomes ``~1``, in that order."""
+    return f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"

@@ -511,3 +511,25 @@ def test_large_reviews_and_handlers_that_do_not_declare_inline_run_in_a_worker_t
     scripted.validate = lambda request: seen.append(threading.current_thread().name) or allowed()  # type: ignore[method-assign,func-returns-value]
     assert post_review(create_app(scripted), "/validate", admission_review(pod("web"))).status_code == 200
     assert seen and seen[0] != threading.main_thread().name
+
+
+# -- JSON the fast decoder refuses --------------------------------------------------------
+
+
+def test_json_that_orjson_refuses_but_json_allows_is_still_answered(app: Any) -> None:
+    review = admission_review(pod("web"), uid="uid-s")
+    text = json.dumps(review).replace('"name": "web"', '"name": "web", "note": "\\ud800", "big": 123456789012345678901234567890')
+
+    resp = call(app, "POST", "/validate", body=text.encode(), headers={"content-type": "application/json"})
+
+    assert resp.status_code == 200
+    assert resp.json()["response"] == {"uid": "uid-s", "allowed": True}
+
+
+def test_answers_are_encoded_exactly_whatever_the_encoder() -> None:
+    from webhook.reviews import dumps
+
+    assert dumps({"a": [1, "é", None]}) == '{"a":[1,"é",null]}'.encode()
+    assert dumps({1: 123456789012345678901234567890}) == b'{"1":123456789012345678901234567890}'
+    with pytest.raises(TypeError):
+        dumps({"x": object()})
