@@ -22,8 +22,8 @@ COPY certs/ certs/
 RUN python -m venv /opt/netplex \
  && /opt/netplex/bin/pip install /src
 # The CNI plugin as one executable file (standard library only, `#!/usr/bin/env python3`):
-# the node installer's default --plugin. Its byte code is for this Python; a node with
-# another python3 runs the same sources.
+# the node installer's default --plugin. Its byte code is for this Python; on a node with
+# another python3 it compiles itself once into /var/lib/cni/netplex/.code (plugin/pack.py).
 RUN /opt/netplex/bin/python -m plugin.pack --output /usr/local/lib/netplex/netplex
 
 # --- final: the installed environment and the zipapp, nothing else ----------------------

@@ -70,3 +70,73 @@ def test_errors_from_the_single_file_are_cni_json(zipapp: Path, tmp_path: Path) 
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert json.loads(done.stdout)["msg"] == "required env variables [CNI_CONTAINERID,CNI_IFNAME,CNI_PATH] missing"
+
+
+# -- a node whose python3 is another version than the builder's ---------------------------
+
+OTHER_MAGIC = b"\x00\x00\r\n"  # no real interpreter has it
+
+
+def run_verbose(app: Path, cache: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """VERSION with PYTHONVERBOSE: stderr names the file every module's code came from."""
+    env = bare_environ(CNI_COMMAND="VERSION", NETPLEX_CODE_CACHE=str(cache), PYTHONVERBOSE="1")
+    return subprocess.run([str(app)], env=env, cwd=cwd, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def import_of_main(stderr: str) -> str:
+    """Where ``plugin.main`` came from: a zipimporter (the archive) or a file loader (a cache)."""
+    found = [line for line in stderr.splitlines() if line.startswith("import 'plugin.main' #")]
+    assert found, stderr[-2000:]
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from plugin import pack
+
+    return pack.build(tmp_path_factory.mktemp("foreign") / "netplex", magic=OTHER_MAGIC)
+
+
+def test_on_another_python_the_plugin_is_compiled_once_into_a_code_cache_and_run_from_it(
+    foreign: Path, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    cache = tmp_path / "code"
+    first = run_verbose(foreign, cache, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout)["supportedVersions"][-1] == "1.1.0"
+    (entry,) = cache.iterdir()
+    assert entry.name.endswith("-" + importlib.util.MAGIC_NUMBER.hex())
+    assert list((entry / "plugin" / "__pycache__").glob(f"main.{sys.implementation.cache_tag}.pyc"))
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+
+    second = run_verbose(foreign, cache, tmp_path)
+    assert second.returncode == 0
+    assert f"# code object from '{entry}/plugin/__pycache__/main.{sys.implementation.cache_tag}.pyc'" in second.stderr
+    assert "zipimporter" not in import_of_main(second.stderr)
+
+
+def test_a_cache_others_could_write_to_is_not_used_and_a_broken_one_only_costs_speed(
+    foreign: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    done = run_verbose(foreign, shared, tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "1.1.0"
+    assert list(shared.iterdir()) == []  # nothing unpacked where others could swap it
+    assert "zipimporter" in import_of_main(done.stderr)  # compiled from the archive's source
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    done = run_verbose(foreign, blocked, tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "1.1.0"
+
+
+def test_on_the_builders_python_no_cache_is_made(zipapp: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "code"
+    done = run_verbose(zipapp, cache, tmp_path)
+    assert done.returncode == 0
+    assert not cache.exists()
