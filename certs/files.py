@@ -26,13 +26,11 @@ File names in an output directory (``netplexctl certs --out-dir``)::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from certs import CertsError
+from plugin import files
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY, CA_BUNDLE = "ca.crt", "ca.key", "tls.crt", "tls.key", "ca-bundle.b64"
 KEY_MODE, PUBLIC_MODE, DIR_MODE = 0o600, 0o644, 0o700
@@ -75,26 +73,10 @@ def write_outputs(directory: Path, files: list[Output]) -> list[Path]:
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Replace ``path`` with ``data`` in one rename; raises :class:`CertsError` on failure."""
-    fd, tmp = -1, ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            fd = -1  # the file object owns it now
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = ""
-        _sync_directory(path.parent)
+        files.atomic_write(path, data, mode)
     except OSError as exc:
         raise CertsError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def read_pem(path: Path, what: str) -> bytes:
@@ -103,11 +85,3 @@ def read_pem(path: Path, what: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise CertsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from plugin import names
+from plugin import files, names
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -166,28 +166,7 @@ def write(cache_dir: str, entry: SandboxEntry, *, durable: bool = True) -> None:
     path = entry_path(cache_dir, entry.container_id)
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     data = json.dumps(entry.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    # The caller holds the container's lock, so the name only has to differ from a temp file
-    # a crashed writer left behind (no ``tempfile``: its import costs a cached DEL's start-up).
-    tmp = os.path.join(cache_dir, f".{entry.container_id}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(cache_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    files.atomic_write(path, data, 0o600, durable=durable)
 
 
 def read(cache_dir: str, container_id: str) -> SandboxEntry | None:

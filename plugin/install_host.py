@@ -22,16 +22,16 @@ status says whether entering the host or running the command failed.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import shlex
 import subprocess
-import tempfile
 import zipapp
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from plugin import files
 
 # What a container runtime started by systemd passes to plugins (systemd's default PATH).
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -84,20 +84,7 @@ def read_bytes(path: str) -> bytes | None:
 
 def atomic_write(path: str, data: bytes, mode: int) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a part."""
-    directory, name = os.path.split(path)
-    fd, partial = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
-        raise
-    _fsync_dir(directory)
+    files.atomic_write(path, data, mode)
 
 
 def sync_file(path: str, data: bytes, mode: int) -> bool:
@@ -117,17 +104,8 @@ def remove(path: str) -> bool:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    _fsync_dir(os.path.dirname(path))
+    files.sync_directory(os.path.dirname(path))
     return True
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make a rename or unlink durable: the node may lose power right after it."""
-    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------ the probe
