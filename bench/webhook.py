@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import queue
 import re
 import shutil
 import ssl
@@ -58,6 +57,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, not this file
 
+from webhook.server import read_ca_banner
 from webhook.workers import children_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,28 +135,13 @@ class Server:
     def __init__(self, argv: list[str], log: Path) -> None:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log)
-        lines: queue.Queue[str] = queue.Queue()
-
-        def pump() -> None:
-            assert self.proc.stdout is not None
-            for raw in self.proc.stdout:
-                lines.put(raw.decode())
-
-        threading.Thread(target=pump, daemon=True).start()
-        text, url = "", None
-        while "-----END CERTIFICATE-----" not in text:
-            try:
-                line = lines.get(timeout=120)
-            except queue.Empty:
-                self.close()
-                raise SystemExit(f"server did not start: {argv}\n{log.read_text()}") from None
-            found = re.search(r"curl --cacert ca\.pem (https://\S+)/healthz", line)
-            if found:
-                url = found.group(1)
-            text += line
-        assert url is not None
+        assert self.proc.stdout is not None
+        banner = read_ca_banner(self.proc.stdout, timeout=120)
+        if banner is None:
+            self.close()
+            raise SystemExit(f"server did not start: {argv}\n{log.read_text()}")
+        url, self.ca = banner
         self.url = url
-        self.ca = text[text.index("-----BEGIN CERTIFICATE-----"):]
         self.client = httpx.Client(base_url=url, verify=ssl.create_default_context(cadata=self.ca), timeout=20)
 
     def wait_ready(self, path: str, timeout: float = 300) -> float:

@@ -23,8 +23,13 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from plugin.kubeconfig import service_url
+
 KUBECONFIG_NAME = "netplex.kubeconfig"
 CONTEXT = "netplex"
+
+
+server_url = service_url  # the URL the plugin itself builds in-cluster (plugin.kubeconfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +39,6 @@ class ServiceAccount:
     token: str
     ca: bytes
     namespace: str
-
-
-def server_url(host: str, port: str) -> str:
-    """``https://host:port``; an IPv6 service address is bracketed, as client-go does."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"https://{host}:{port}"
 
 
 def render(server: str, account: ServiceAccount) -> bytes:

@@ -91,6 +91,13 @@ def resolve(
     return None
 
 
+def service_url(host: str, port: str) -> str:
+    """``https://host:port`` of the API server's Service; IPv6 bracketed, as client-go does."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
 def in_cluster(
     environ: Mapping[str, str], *, token_path: str = IN_CLUSTER_TOKEN, ca_path: str = IN_CLUSTER_CA
 ) -> Connection:
@@ -102,13 +109,11 @@ def in_cluster(
             "in-cluster configuration needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
             f"(got host {host!r}, port {port!r}); set \"kubeconfig\" in the netplex configuration instead"
         )
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 service address
     token = _read_text(token_path, "in-cluster service account token").strip()
     if not token:
         raise KubeconfigError(f"in-cluster service account token file {token_path} is empty")
     return Connection(
-        server=f"https://{host}:{port}",
+        server=service_url(host, port),
         ca_data=_read_bytes(ca_path, "in-cluster CA certificate"),
         token=token,
         source="in-cluster service account",

@@ -83,26 +83,27 @@ class Admission:
         obj = request.get("object")
         if not isinstance(obj, Mapping):
             return denied([Problem("request.object", f"is missing from a {operation} of a {kind}")])
-        key = _memo_key(kind, str(operation), obj, _namespace(request, obj))
+        namespace = _namespace(request, obj)
+        key = _memo_key(kind, str(operation), obj, namespace)
         if key is not None:
-            return self._memoized(key, request, kind, obj)
+            return self._memoized(key, kind, obj, namespace)
         old = request.get("oldObject")
         findings = validators.check_object(
             {**obj, "kind": kind},
-            _namespace(request, obj),
+            namespace,
             self._context(),
             operation=str(operation),
             old=old if isinstance(old, Mapping) else None,
         )
         return from_findings(findings)
 
-    def _memoized(self, key: tuple[Any, ...], request: Mapping[str, Any], kind: str, obj: Mapping[str, Any]) -> Verdict:
+    def _memoized(self, key: tuple[Any, ...], kind: str, obj: Mapping[str, Any], namespace: str) -> Verdict:
         generation, policy = self._index.generation(), self._policy()
         hit = self._verdicts.get(key, generation, policy)
         if hit is not None:
             return hit
         context = validators.Context(self._index, policy, self._confirm)
-        findings = validators.check_object({**obj, "kind": kind}, key[1], context, operation="CREATE")
+        findings = validators.check_object({**obj, "kind": kind}, namespace, context, operation="CREATE")
         verdict = from_findings(findings)
         if verdict.allowed:
             self._verdicts.put(key, generation, policy, verdict)

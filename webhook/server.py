@@ -31,15 +31,18 @@ import gc
 import importlib
 import logging
 import os
+import queue
+import re
 import signal
 import socket
 import ssl
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
     import uvicorn
@@ -377,6 +380,36 @@ def print_ca_bundle(ca_pem: bytes, url: str, out: TextIO) -> None:
     out.write("# caBundle (base64 of the PEM above, for a webhook configuration's clientConfig.caBundle):\n")
     out.write(base64.b64encode(ca_pem).decode("ascii") + "\n")
     out.flush()
+
+
+def read_ca_banner(stdout: IO[bytes], timeout: float) -> tuple[str, str] | None:
+    """(URL, CA PEM) from what :func:`print_ca_bundle` wrote on a child's stdout.
+
+    For the programs that start ``netplex-webhook --self-signed`` (tests, benchmarks).
+    None when the banner is not complete within ``timeout`` seconds or stdout ended. A
+    daemon thread reads the pipe and keeps draining it, so the child never blocks on it.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for raw in stdout:
+            lines.put(raw.decode())
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    text, url = "", None
+    while "-----END CERTIFICATE-----" not in text:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        found = re.search(r"curl --cacert ca\.pem (https://\S+)/healthz", line)
+        if found:
+            url = found.group(1)
+        text += line
+    if url is None:
+        return None
+    return url, text[text.index("-----BEGIN CERTIFICATE-----"):]
 
 
 def _hosts_for(host: str) -> list[str]:

@@ -143,6 +143,12 @@ def calls(fake: FakePlugins, command: str | None = None) -> list[dict[str, Any]]
     return [c for c in fake.calls() if command is None or c["command"] == command]
 
 
+def first_status_written(api: FakeApiServer) -> list[dict[str, Any]]:
+    """The network-status annotation of the plugin's first PATCH of pods/status."""
+    status: list[dict[str, Any]] = json.loads(api.requests_matching("PATCH")[0].json()["metadata"]["annotations"][STATUS])
+    return status
+
+
 def summary(fake: FakePlugins) -> list[tuple[str, str, str]]:
     """(verb, plugin, ifname) of every delegate execution, in order."""
     return [(c["command"], c["plugin"], c["env"].get("CNI_IFNAME", "")) for c in fake.calls()]
@@ -590,7 +596,7 @@ def test_cluster_network_may_be_a_nad_in_the_multus_namespace(plugin: Plugin, ap
     out = plugin.run("ADD", conf)
     assert out.code == 0, out.stdout
     assert summary(fake_plugins) == [("ADD", "fake-c", "eth0")]
-    written = json.loads(api.requests_matching("PATCH")[0].json()["metadata"]["annotations"][STATUS])
+    written = first_status_written(api)
     assert [(s["name"], s["default"]) for s in written] == [("kube-system/cluster", True)]
 
 
@@ -602,7 +608,7 @@ def test_pod_default_network_annotation_replaces_the_cluster_network(plugin: Plu
     out = plugin.run("ADD", api_plugin(plugin, api))
     assert out.code == 0, out.stdout
     assert summary(fake_plugins) == [("ADD", "fake-c", "eth0")]
-    written = json.loads(api.requests_matching("PATCH")[0].json()["metadata"]["annotations"][STATUS])
+    written = first_status_written(api)
     assert [(s["name"], s["default"]) for s in written] == [("kube-system/fast-net", True)]
 
 
@@ -619,7 +625,7 @@ def test_pods_in_system_namespaces_get_no_default_networks_and_no_status(plugin:
     api.create(make_pod("web"))
     assert plugin.run("ADD", conf, container_id="c2").code == 0
     assert summary(fake_plugins)[1:] == [("ADD", "fake-a", "eth0"), ("ADD", "fake-b", "net1")]
-    written = json.loads(api.requests_matching("PATCH")[0].json()["metadata"]["annotations"][STATUS])
+    written = first_status_written(api)
     assert [s["name"] for s in written] == ["cluster-net", "kube-system/extra"]
 
 
@@ -678,7 +684,7 @@ def test_sriov_style_nad_gets_the_pods_device_and_its_device_info(plugin: Plugin
     assert (request["deviceID"], request["pciBusID"]) == ("0000:03:02.3", "0000:03:02.3")
     assert request["runtimeConfig"] == {"deviceID": "0000:03:02.3", "CNIDeviceInfoFile": str(copied)}
     assert json.loads(copied.read_text()) == info
-    written = json.loads(api.requests_matching("PATCH")[0].json()["metadata"]["annotations"][STATUS])
+    written = first_status_written(api)
     assert written[1]["device-info"] == info
     assert plugin.run("DEL", conf).code == 0
     assert not copied.exists()

@@ -10,13 +10,11 @@ import base64
 import copy
 import json
 import os
-import queue
 import re
 import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webhook.conftest import admission_review
+from webhook.server import read_ca_banner
 from webhook.workers import children_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,27 +40,12 @@ class Webhook:
             [sys.executable, "-m", "webhook.server", "--self-signed", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr,
         )
-        lines: queue.Queue[str] = queue.Queue()
-
-        def pump() -> None:
-            assert self.proc.stdout is not None
-            for raw in self.proc.stdout:
-                lines.put(raw.decode())
-
-        threading.Thread(target=pump, daemon=True).start()
-        text = ""
-        url = None
-        while "-----END CERTIFICATE-----" not in text:
-            try:
-                line = lines.get(timeout=30)
-            except queue.Empty:
-                raise AssertionError(f"webhook did not start:\n{self.stderr_path.read_text()}") from None
-            found = re.search(r"curl --cacert ca\.pem (https://\S+)/healthz", line)
-            if found:
-                url = found.group(1)
-            text += line
-        assert url is not None
-        self.ca_pem = pem = text[text.index("-----BEGIN CERTIFICATE-----"):]
+        assert self.proc.stdout is not None
+        banner = read_ca_banner(self.proc.stdout, timeout=30)
+        if banner is None:
+            raise AssertionError(f"webhook did not start:\n{self.stderr_path.read_text()}")
+        url, pem = banner
+        self.ca_pem = pem
         self.client = httpx.Client(base_url=url, verify=ssl.create_default_context(cadata=pem), timeout=20)
 
     def review(self, endpoint: str, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:

@@ -488,3 +488,20 @@ def test_process_exits_0_on_sigint_too(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr()
     finally:
         proc.close()
+
+
+def test_read_ca_banner_returns_the_url_and_pem_or_none_when_the_banner_never_completes() -> None:
+    import io
+
+    from webhook.server import print_ca_bundle, read_ca_banner
+
+    ca = tls.self_signed([]).ca
+    written = io.StringIO()
+    print_ca_bundle(ca, "https://127.0.0.1:8443", written)
+
+    banner = read_ca_banner(io.BytesIO(written.getvalue().encode()), timeout=5)
+    assert banner is not None
+    url, pem = banner
+    assert url == "https://127.0.0.1:8443" and pem.encode().startswith(ca)
+    half = written.getvalue().split("-----END")[0]
+    assert read_ca_banner(io.BytesIO(half.encode()), timeout=0.5) is None
