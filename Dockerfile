@@ -23,8 +23,8 @@ RUN python -m venv /opt/netplex \
  && /opt/netplex/bin/pip install /src
 # The CNI plugin as one executable file (standard library only, `#!/usr/bin/env python3`):
 # the node installer's default --plugin. Its byte code is for this Python; on a node with
-# another python3 it compiles itself once into /var/lib/cni/netplex/.code (plugin/pack.py).
-RUN /opt/netplex/bin/python -m plugin.pack --output /usr/local/lib/netplex/netplex
+# another python3 it compiles itself once into /var/lib/cni/netplex/.code (plugin/node/pack.py).
+RUN /opt/netplex/bin/python -m plugin.node.pack --output /usr/local/lib/netplex/netplex
 
 # --- final: the installed environment and the zipapp, nothing else ----------------------
 FROM python:3.12.8-slim-bookworm

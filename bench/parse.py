@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin import netconf, selection
+from plugin.model import netconf, selection
 
 
 def per_call_us(fn: Callable[[], object], runs: int, batch: int) -> float:

@@ -8,7 +8,7 @@ Run as root, with ``containernetworking-plugins`` in /usr/lib/cni and iproute2:
 
 What runs, in one run of this script:
 
-- **netplex**: the zipapp built by ``plugin.pack`` with ``#!<--python>``, executed directly
+- **netplex**: the zipapp built by ``plugin.node.pack`` with ``#!<--python>``, executed directly
   as a runtime executes ``/opt/cni/bin/netplex``, with the ``CNI_*`` environment and the
   netplex configuration on stdin. Its cluster network is bridge + host-local (``eth0``);
   the pod's selection lists the NADs ``macvlan-conf`` (on one end of a veth pair) and
@@ -267,7 +267,7 @@ def selection(networks: int) -> str:
 
 def build_variants(args: argparse.Namespace, tmp: Path) -> list[Variant]:
     def pack(source: Path, output: Path, interpreter: str) -> Path:
-        subprocess.run([sys.executable, "-m", "plugin.pack", "--output", str(output), "--python", interpreter],
+        subprocess.run([sys.executable, "-m", "plugin.node.pack", "--output", str(output), "--python", interpreter],
                        cwd=source, check=True, capture_output=True)
         return output
 
@@ -286,7 +286,7 @@ def build_variants(args: argparse.Namespace, tmp: Path) -> list[Variant]:
 
 def inner(args: argparse.Namespace) -> int:
     """Inside the node namespace: links, API double, zipapps; then the timed runs."""
-    from plugin import cache
+    from plugin.cni import cache
     from tests.k8sapi import FakeApiServer, make_nad, make_pod
 
     tmp = Path(args.tmp)
@@ -457,7 +457,7 @@ def import_only(python: str, zipapp: Path, importtime: bytes) -> list[str]:
 PROFILED = """\
 import cProfile, sys
 sys.path.insert(0, sys.argv[1])
-from plugin import main
+from plugin.cni import main
 cProfile.run("main.console_main()", sys.argv[2])
 """
 

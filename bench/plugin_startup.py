@@ -5,11 +5,11 @@ Run: python bench/plugin_startup.py [--runs N]
 Measured in the same run, median wall time of N runs each:
 
 - baseline: the same interpreter with ``-c pass``;
-- ``CNI_COMMAND=VERSION`` through ``python -m plugin.main`` and through the zipapp built by
-  ``python -m plugin.pack`` (run with the same interpreter, and executed directly through
+- ``CNI_COMMAND=VERSION`` through ``python -m plugin.cni.main`` and through the zipapp built by
+  ``python -m plugin.node.pack`` (run with the same interpreter, and executed directly through
   its ``#!/usr/bin/env python3`` line, which picks whatever ``python3`` is on PATH);
 - a DEL with a cache entry and no kubeconfig (one delegate, a ``/bin/sh`` fake plugin, so
-  the delegate itself costs almost nothing), through ``python -m plugin.main``; the
+  the delegate itself costs almost nothing), through ``python -m plugin.cni.main``; the
   entry is recreated by an untimed ADD before each DEL. The floor is the same fake
   plugin's DEL run directly.
 
@@ -76,7 +76,7 @@ def main() -> int:
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     with tempfile.TemporaryDirectory() as tmp:
         zipapp = Path(tmp) / "netplex"
-        subprocess.run([python, "-m", "plugin.pack", "--output", str(zipapp)], cwd=ROOT, check=True,
+        subprocess.run([python, "-m", "plugin.node.pack", "--output", str(zipapp)], cwd=ROOT, check=True,
                        capture_output=True)
         bin_dir = Path(tmp) / "bin"
         bin_dir.mkdir()
@@ -89,16 +89,16 @@ def main() -> int:
         version_env = {**base_env, "CNI_COMMAND": "VERSION"}
         cni_env = {**base_env, "CNI_CONTAINERID": "bench", "CNI_NETNS": "/run/netns/bench", "CNI_IFNAME": "eth0",
                    "CNI_PATH": str(bin_dir), "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench"}
-        module = [python, "-m", "plugin.main"]
+        module = [python, "-m", "plugin.cni.main"]
 
         cases = [
             Case("python -c pass (baseline)", [python, "-c", "pass"], base_env),
-            Case("VERSION, python -m plugin.main", module, version_env),
+            Case("VERSION, python -m plugin.cni.main", module, version_env),
             Case("VERSION, python zipapp", [python, str(zipapp)], version_env),
             Case("VERSION, zipapp via #!/usr/bin/env python3", [str(zipapp)], version_env),
             Case("fake delegate DEL alone (floor)", [str(fake)], {**cni_env, "CNI_COMMAND": "DEL"}, conf),
             # An untimed ADD before each timed DEL, so that every DEL finds a cache entry.
-            Case("cached DEL, python -m plugin.main", module, {**cni_env, "CNI_COMMAND": "DEL"}, conf,
+            Case("cached DEL, python -m plugin.cni.main", module, {**cni_env, "CNI_COMMAND": "DEL"}, conf,
                  setup=module, setup_env={**cni_env, "CNI_COMMAND": "ADD"}),
         ]
         for _ in range(runs):  # interleaved, so that a slower moment of the machine hits every case

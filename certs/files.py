@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certs import CertsError
-from plugin import files
+from plugin.cni import files
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY, CA_BUNDLE = "ca.crt", "ca.key", "tls.crt", "tls.key", "ca-bundle.b64"
 KEY_MODE, PUBLIC_MODE, DIR_MODE = 0o600, 0o644, 0o700

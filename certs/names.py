@@ -7,7 +7,7 @@ becomes an IP SAN (a client connecting to an address only checks IP SANs), anyth
 a DNS SAN.
 
 Names are checked with the same DNS-1123 rules the rest of netplex uses
-(:mod:`plugin.names`): one set of rules, one wording. DNS names are compared and written
+(:mod:`plugin.model.names`): one set of rules, one wording. DNS names are compared and written
 in lower case (DNS is case-insensitive; a laptop's hostname is often capitalised), and a
 leading ``*.`` wildcard label is allowed.
 """
@@ -18,8 +18,8 @@ import ipaddress
 from collections.abc import Iterable
 
 from certs import CertsError
-from plugin.names import check_dns1123_label, check_dns1123_subdomain
-from plugin.problems import show
+from plugin.model.names import check_dns1123_label, check_dns1123_subdomain
+from plugin.model.problems import show
 
 CLUSTER_DOMAIN = "cluster.local"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from plugin import install
+from plugin.node import install
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TOOLS = ("gcc", "g++", "clang", "build-essential", "make", "python3-dev", "libc6-dev", "libffi-dev")
@@ -104,7 +104,7 @@ def test_no_entrypoint_so_each_workload_picks_its_command() -> None:
 def test_the_zipapp_is_built_and_copied_where_the_installer_looks_by_default() -> None:
     builder, final = stages()[0], stages()[-1]
     built = [m.group(1) for ins in builder if ins.keyword == "RUN"
-             for m in [re.search(r"-m plugin\.pack --output (\S+)", ins.args)] if m]
+             for m in [re.search(r"-m plugin\.node\.pack --output (\S+)", ins.args)] if m]
     assert built == [install.DEFAULT_PLUGIN]
     copied = [ins.args.split()[-1] for ins in final if ins.keyword == "COPY"]
     assert install.DEFAULT_PLUGIN in copied

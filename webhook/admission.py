@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from plugin import selection
-from plugin.problems import Problem
+from plugin.model import selection
+from plugin.model.problems import Problem
 from webhook import mutation, patching, validators
 from webhook import policy as policies
 from webhook.index import NetworkIndex

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from plugin import netconf
+from plugin.model import netconf
 
 NAD_KIND = "NetworkAttachmentDefinition"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"

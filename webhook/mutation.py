@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from plugin import selection
-from plugin.problems import Problem, show
+from plugin.model import selection
+from plugin.model.problems import Problem, show
 from webhook import policy as policies
 from webhook.index import IndexedNad, NetworkIndex
 from webhook.validators import namespace_policy

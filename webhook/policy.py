@@ -10,7 +10,7 @@ Two layers, both optional:
   ``namespace/name`` glob patterns, a cap on the number of networks, and whether
   violations are denied or only warned about.
 
-Parsing is pure: an annotation typo becomes a :class:`plugin.problems.Problem` that the
+Parsing is pure: an annotation typo becomes a :class:`plugin.model.problems.Problem` that the
 webhook uses to reject the Namespace change, so a broken policy never reaches a pod.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plugin import names, selection
-from plugin.problems import Collector, Findings, show
+from plugin.model import names, selection
+from plugin.model.problems import Collector, Findings, show
 
 PREFIX = "netplex.io/"
 DEFAULT_NETWORKS = PREFIX + "default-networks"

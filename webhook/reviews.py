@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from plugin.problems import show, type_name
+from plugin.model.problems import show, type_name
 from webhook.verdicts import Verdict
 
 # Largest AdmissionReview body accepted by default; above it the answer is HTTP 413.

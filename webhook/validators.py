@@ -3,8 +3,8 @@
 Pure functions of ``(object, context) -> Findings``. The admission handler and
 ``netplexctl check`` both call :func:`check_object`, so an object the linter passes is an
 object the webhook admits, and a pod the webhook admits does not fail in the CNI plugin for
-a reason visible here (the plugin parses with the same ``plugin.selection`` and
-``plugin.netconf``).
+a reason visible here (the plugin parses with the same ``plugin.model.selection`` and
+``plugin.model.netconf``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugin import names, selection
-from plugin.problems import Collector, Findings, show
+from plugin.model import names, selection
+from plugin.model.problems import Collector, Findings, show
 from webhook import policy as policies
 from webhook.index import NAD_API_VERSION, NAD_KIND, IndexedNad, NetworkIndex, object_name
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from plugin.problems import Findings, Problem
+from plugin.model.problems import Findings, Problem
 
 
 @dataclass(frozen=True, slots=True)

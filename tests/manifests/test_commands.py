@@ -46,11 +46,11 @@ def test_a_bad_webhook_argument_would_be_caught_here():
 
 
 def test_the_installer_arguments_and_environment_are_accepted_by_netplex_install():
-    install = pytest.importorskip("plugin.install", reason="the node installer (plugin/install.py) is not there")
+    install = pytest.importorskip("plugin.node.install", reason="the node installer (plugin/node/install.py) is not there")
     ctr = container(find(rendered("base"), "DaemonSet", "netplex-node"), "install")
     environ = {e["name"]: e["value"] for e in ctr["env"]}
     for command in (ctr["command"], ctr["readinessProbe"]["exec"]["command"]):
-        assert console_scripts()[command[0]] == "plugin.install:main"
+        assert console_scripts()[command[0]] == "plugin.node.install:main"
         args = install.build_parser().parse_args([*command[1:], *ctr["args"]])
         opts = install.options_from(args, environ)
         assert not isinstance(opts, str), opts

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from plugin import selection
+from plugin.model import selection
 from tests.manifests.dispatch import MatchConditionError, called, evaluate, review
 from tests.manifests.rendering import find, rendered
 from webhook import policy as policies

@@ -12,7 +12,7 @@ import shlex
 import pytest
 import yaml
 
-from plugin import status
+from plugin.cni import status
 from tests.manifests.dispatch import called, review
 from tests.manifests.rendering import (
     FAILURE_POLICIES,
@@ -122,7 +122,7 @@ def test_every_netplex_name_in_the_readme_is_a_real_object_command_or_secret():
 
 
 def test_every_flag_the_readme_mentions_is_accepted_and_used_as_described():
-    install = pytest.importorskip("plugin.install", reason="the node installer (plugin/install.py) is not there")
+    install = pytest.importorskip("plugin.node.install", reason="the node installer (plugin/node/install.py) is not there")
     accepted = {a for action in server.build_parser()._actions for a in action.option_strings}
     accepted |= {a for parser in install.build_parser()._subparsers._group_actions[0].choices.values()
                  for action in parser._actions for a in action.option_strings}

@@ -57,14 +57,14 @@ import time:        50 |         50 |     certifi.core
 import time:        60 |        110 |   certifi
 import time:       500 |        610 | site
 import time:        70 |         70 |   runpy
-import time:        80 |         80 |     plugin.cni
-import time:        90 |        170 |   plugin.commands
-import time:        10 |        250 | plugin.main
+import time:        80 |         80 |     plugin.cni.protocol
+import time:        90 |        170 |   plugin.cni.commands
+import time:        10 |        250 | plugin.cni.main
 import time:        30 |         30 |   _io
 """
     argv = bench.import_only("/usr/bin/python3", Path("/z/netplex"), importtime)
     assert argv[:2] == ["/usr/bin/python3", "-c"]
-    assert argv[3:] == ["/z/netplex", "_io", "io", "runpy", "plugin.cni", "plugin.commands", "plugin.main"]
+    assert argv[3:] == ["/z/netplex", "_io", "io", "runpy", "plugin.cni.protocol", "plugin.cni.commands", "plugin.cni.main"]
 
 
 def test_the_launcher_reports_the_peak_of_the_process_it_starts_not_its_own_parent() -> None:

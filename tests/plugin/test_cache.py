@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin import cache
+from plugin.cni import cache
 
 
 def entry() -> cache.SandboxEntry:
@@ -122,7 +122,7 @@ def test_only_durable_writes_are_fsynced_and_both_kinds_replace_the_entry_whole(
 def test_add_makes_the_entry_durable_before_the_first_delegate_and_after_the_last(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writes in between (one per delegate's result) only need to survive this process."""
-    from plugin import commands
+    from plugin.cni import commands
     from tests.k8sapi import FakeApiServer, make_pod
     from tests.plugin.netns_fixtures import FAKE_PLUGIN
     from tests.plugin.test_main import Plugin, cluster, fake_nad

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from plugin import chain, cni
-from plugin import netns as nets
-from plugin.chain import Attachment
-from plugin.delegate import DelegateError
+from plugin.cni import chain, protocol
+from plugin.cni import netns as nets
+from plugin.cni.chain import Attachment
+from plugin.cni.delegate import DelegateError
 from tests.plugin.netns_fixtures import (  # noqa: F401  (fixtures are found by name)
     CNI_BIN,
     FakePlugins,
@@ -105,15 +105,15 @@ def test_highest_supported_version_of_cni_version_and_cni_versions_is_chosen(
 
 
 @pytest.mark.parametrize(("conflist", "code"), [
-    ({"cniVersion": 1}, cni.INVALID_CONFIG),
-    ({"cniVersions": "1.0.0"}, cni.INVALID_CONFIG),
-    ({"cniVersions": ["1.0.0", 1]}, cni.INVALID_CONFIG),
-    ({"cniVersion": "1.0.0.0"}, cni.INCOMPATIBLE_VERSION),
-    ({"cniVersions": ["1.0.0", "x"]}, cni.INCOMPATIBLE_VERSION),
-    ({"cniVersion": "9.0.0", "cniVersions": ["8.0.0"]}, cni.INCOMPATIBLE_VERSION),
+    ({"cniVersion": 1}, protocol.INVALID_CONFIG),
+    ({"cniVersions": "1.0.0"}, protocol.INVALID_CONFIG),
+    ({"cniVersions": ["1.0.0", 1]}, protocol.INVALID_CONFIG),
+    ({"cniVersion": "1.0.0.0"}, protocol.INCOMPATIBLE_VERSION),
+    ({"cniVersions": ["1.0.0", "x"]}, protocol.INCOMPATIBLE_VERSION),
+    ({"cniVersion": "9.0.0", "cniVersions": ["8.0.0"]}, protocol.INCOMPATIBLE_VERSION),
 ])
 def test_unusable_versions_are_errors(conflist: dict[str, Any], code: int) -> None:
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.select_version(conflist)
     assert caught.value.code == code
 
@@ -127,7 +127,7 @@ def test_disable_flags_accept_booleans_and_true_false_strings(value: Any, expect
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_other_disable_flag_values_are_rejected(value: Any) -> None:
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.flag({"disableGC": value}, "disableGC")
     assert caught.value.msg == "disableGC must be true or false"
 
@@ -178,16 +178,16 @@ def test_add_returns_the_final_result_in_the_lists_version(fake_plugins: FakePlu
 def test_a_refused_type_anywhere_in_the_list_stops_the_chain_before_any_plugin_runs(
         fake_plugins: FakePlugins) -> None:
     conflist = fake_conflist({"type": "fake-a"}, {"type": "../../bin/sh"})
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.add(conflist, ATT, **run_kw(fake_plugins))
-    assert caught.value.code == cni.INVALID_CONFIG
+    assert caught.value.code == protocol.INVALID_CONFIG
     assert caught.value.msg == 'plugins[1]: refusing to run plugin type "../../bin/sh"'
     assert fake_plugins.calls() == []
 
 
 def test_a_missing_plugin_is_an_error_naming_the_directories(fake_plugins: FakePlugins) -> None:
     conflist = fake_conflist({"type": "fake-a"}, {"type": "absent"})
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.add(conflist, ATT, **run_kw(fake_plugins))
     assert caught.value.msg == f'failed to find plugin "absent" in path [{fake_plugins.dir}]'
 
@@ -195,9 +195,9 @@ def test_a_missing_plugin_is_an_error_naming_the_directories(fake_plugins: FakeP
 @pytest.mark.parametrize("conflist", [{"name": "n"}, {"name": "n", "plugins": []},
                                       {"name": "n", "plugins": ["bridge"]}, {"name": "n", "plugins": [{}]}])
 def test_a_list_without_usable_plugins_is_an_invalid_configuration(conflist: dict[str, Any]) -> None:
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.add(conflist, ATT, dirs=[CNI_BIN], environ={})
-    assert caught.value.code == cni.INVALID_CONFIG
+    assert caught.value.code == protocol.INVALID_CONFIG
 
 
 def test_a_single_configuration_runs_as_a_list_of_itself(fake_plugins: FakePlugins) -> None:
@@ -262,9 +262,9 @@ def test_check_runs_in_order_with_the_stored_result(fake_plugins: FakePlugins) -
 
 
 def test_check_of_a_list_older_than_0_4_0_is_refused_without_running_anything(fake_plugins: FakePlugins) -> None:
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.check(fake_conflist({"type": "fake-a"}, version="0.3.1"), ATT, {}, **run_kw(fake_plugins))
-    assert caught.value.code == cni.INCOMPATIBLE_VERSION
+    assert caught.value.code == protocol.INCOMPATIBLE_VERSION
     assert caught.value.msg == 'configuration version "0.3.1" does not support the CHECK command'
     assert fake_plugins.calls() == []
 
@@ -308,11 +308,11 @@ def test_gc_goes_on_past_errors_and_reports_them_all(fake_plugins: FakePlugins) 
                  "fake-b": {"GC": {"stdout": "garbage", "exit": 1}}}
     conflist = fake_conflist({"type": "fake-a"}, {"type": "fake-b"}, {"type": "fake-c"}, version="1.1.0",
                              behaviour=behaviour)
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.gc(conflist, VALID, **run_kw(fake_plugins))
     assert [x["plugin"] for x in fake_plugins.calls()] == ["fake-a", "fake-b", "fake-c"]
     err = caught.value
-    assert err.code == cni.INTERNAL
+    assert err.code == protocol.INTERNAL
     assert err.msg == 'GC of network "fakenet": 2 of 3 plugins failed'
     assert err.details.startswith("fake-a: cannot list: disk; fake-b: netplugin failed but error parsing")
 
@@ -359,7 +359,7 @@ def test_validate_returns_the_union_of_enabled_capabilities(fake_plugins: FakePl
 def test_validate_reports_every_plugin_that_cannot_run_the_list() -> None:
     conflist = {"cniVersion": "1.1.0", "name": "n",
                 "plugins": [{"type": "bridge"}, {"type": "absent"}, {"type": "tuning"}]}
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         chain.validate(conflist, dirs=[CNI_BIN], environ=host_environ())
     err = caught.value
     assert err.msg == 'network "n": 3 of 3 plugins failed'

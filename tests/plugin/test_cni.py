@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin import cni
-from plugin.cni import CniError
+from plugin.cni import protocol
+from plugin.cni.protocol import CniError
 
 ADD_ENV = {
     "CNI_COMMAND": "ADD",
@@ -44,10 +44,10 @@ def raised(fn: Any, *args: Any) -> CniError:
 
 
 def test_well_known_codes_have_their_spec_numbers() -> None:
-    assert (cni.INCOMPATIBLE_VERSION, cni.UNSUPPORTED_FIELD, cni.UNKNOWN_CONTAINER) == (1, 2, 3)
-    assert (cni.INVALID_ENV, cni.IO_FAILURE, cni.DECODE_FAILURE, cni.INVALID_CONFIG) == (4, 5, 6, 7)
-    assert (cni.TRY_AGAIN_LATER, cni.NOT_AVAILABLE, cni.NOT_AVAILABLE_LIMITED) == (11, 50, 51)
-    assert cni.INTERNAL == 999
+    assert (protocol.INCOMPATIBLE_VERSION, protocol.UNSUPPORTED_FIELD, protocol.UNKNOWN_CONTAINER) == (1, 2, 3)
+    assert (protocol.INVALID_ENV, protocol.IO_FAILURE, protocol.DECODE_FAILURE, protocol.INVALID_CONFIG) == (4, 5, 6, 7)
+    assert (protocol.TRY_AGAIN_LATER, protocol.NOT_AVAILABLE, protocol.NOT_AVAILABLE_LIMITED) == (11, 50, 51)
+    assert protocol.INTERNAL == 999
 
 
 def test_error_json_carries_version_code_msg_and_details() -> None:
@@ -87,23 +87,23 @@ def test_error_reads_as_msg_and_details_and_keeps_its_fields() -> None:
 
 
 def test_required_env_table_follows_skel_for_each_verb() -> None:
-    assert cni.REQUIRED_ENV["ADD"] == ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH")
-    assert cni.REQUIRED_ENV["CHECK"] == cni.REQUIRED_ENV["ADD"]
-    assert cni.REQUIRED_ENV["DEL"] == ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH")
-    assert cni.REQUIRED_ENV["GC"] == ("CNI_PATH",)
-    assert cni.REQUIRED_ENV["STATUS"] == ()
-    assert cni.REQUIRED_ENV["VERSION"] == ()
-    assert set(cni.REQUIRED_ENV) == set(cni.VERBS)
+    assert protocol.REQUIRED_ENV["ADD"] == ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH")
+    assert protocol.REQUIRED_ENV["CHECK"] == protocol.REQUIRED_ENV["ADD"]
+    assert protocol.REQUIRED_ENV["DEL"] == ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH")
+    assert protocol.REQUIRED_ENV["GC"] == ("CNI_PATH",)
+    assert protocol.REQUIRED_ENV["STATUS"] == ()
+    assert protocol.REQUIRED_ENV["VERSION"] == ()
+    assert set(protocol.REQUIRED_ENV) == set(protocol.VERBS)
 
 
 def test_required_env_table_cannot_be_changed_by_a_caller() -> None:
     with pytest.raises(TypeError):
-        cni.REQUIRED_ENV["ADD"] = ()  # type: ignore[index]
+        protocol.REQUIRED_ENV["ADD"] = ()  # type: ignore[index]
 
 
 def test_add_invocation_is_read_from_the_environment() -> None:
-    inv = cni.read_invocation(ADD_ENV)
-    assert inv == cni.Invocation(
+    inv = protocol.read_invocation(ADD_ENV)
+    assert inv == protocol.Invocation(
         command="ADD",
         container_id="c0ffee",
         netns="/run/netns/pod",
@@ -114,8 +114,8 @@ def test_add_invocation_is_read_from_the_environment() -> None:
 
 
 def test_all_missing_variables_are_named_at_once() -> None:
-    err = raised(cni.read_invocation, {"CNI_COMMAND": "ADD"})
-    assert err.code == cni.INVALID_ENV
+    err = raised(protocol.read_invocation, {"CNI_COMMAND": "ADD"})
+    assert err.code == protocol.INVALID_ENV
     assert err.msg == (
         "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH] missing"
     )
@@ -124,41 +124,41 @@ def test_all_missing_variables_are_named_at_once() -> None:
 
 
 def test_missing_netns_and_path_are_reported_together() -> None:
-    err = raised(cni.read_invocation, env(CNI_NETNS=None, CNI_PATH=None))
+    err = raised(protocol.read_invocation, env(CNI_NETNS=None, CNI_PATH=None))
     assert (err.code, err.msg) == (4, "required env variables [CNI_NETNS,CNI_PATH] missing")
 
 
 def test_a_variable_set_to_the_empty_string_counts_as_missing() -> None:
-    err = raised(cni.read_invocation, env(CNI_CONTAINERID="", CNI_IFNAME=""))
+    err = raised(protocol.read_invocation, env(CNI_CONTAINERID="", CNI_IFNAME=""))
     assert (err.code, err.msg) == (4, "required env variables [CNI_CONTAINERID,CNI_IFNAME] missing")
 
 
 def test_del_does_not_need_the_network_namespace() -> None:
-    inv = cni.read_invocation(env(CNI_COMMAND="DEL", CNI_NETNS=None))
+    inv = protocol.read_invocation(env(CNI_COMMAND="DEL", CNI_NETNS=None))
     assert (inv.command, inv.netns, inv.container_id) == ("DEL", "", "c0ffee")
 
 
 def test_del_still_needs_container_id_ifname_and_path() -> None:
-    err = raised(cni.read_invocation, {"CNI_COMMAND": "DEL"})
+    err = raised(protocol.read_invocation, {"CNI_COMMAND": "DEL"})
     assert err.msg == "required env variables [CNI_CONTAINERID,CNI_IFNAME,CNI_PATH] missing"
     assert err.details.startswith("DEL needs ")
 
 
 def test_check_needs_what_add_needs() -> None:
-    err = raised(cni.read_invocation, {"CNI_COMMAND": "CHECK", "CNI_PATH": "/opt/cni/bin"})
+    err = raised(protocol.read_invocation, {"CNI_COMMAND": "CHECK", "CNI_PATH": "/opt/cni/bin"})
     assert err.msg == "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing"
 
 
 def test_gc_needs_only_the_plugin_path() -> None:
-    inv = cni.read_invocation({"CNI_COMMAND": "GC", "CNI_PATH": "/opt/cni/bin"})
-    assert inv == cni.Invocation("GC", "", "", "", (), ("/opt/cni/bin",))
-    err = raised(cni.read_invocation, {"CNI_COMMAND": "GC"})
+    inv = protocol.read_invocation({"CNI_COMMAND": "GC", "CNI_PATH": "/opt/cni/bin"})
+    assert inv == protocol.Invocation("GC", "", "", "", (), ("/opt/cni/bin",))
+    err = raised(protocol.read_invocation, {"CNI_COMMAND": "GC"})
     assert (err.code, err.msg) == (4, "required env variables [CNI_PATH] missing")
 
 
 def test_status_and_version_need_only_the_command() -> None:
-    assert cni.read_invocation({"CNI_COMMAND": "STATUS"}).command == "STATUS"
-    assert cni.read_invocation({"CNI_COMMAND": "VERSION"}) == cni.Invocation(
+    assert protocol.read_invocation({"CNI_COMMAND": "STATUS"}).command == "STATUS"
+    assert protocol.read_invocation({"CNI_COMMAND": "VERSION"}) == protocol.Invocation(
         "VERSION", "", "", "", (), ()
     )
 
@@ -171,35 +171,35 @@ def test_version_accepts_libcni_dummy_values_without_validating_them() -> None:
         "CNI_PATH": "dummy",
         "CNI_ARGS": "not a pair",
     }
-    inv = cni.read_invocation(dummy)
+    inv = protocol.read_invocation(dummy)
     assert (inv.netns, inv.ifname, inv.path, inv.args) == ("dummy", "dummy", ("dummy",), ())
 
 
 def test_a_missing_command_is_reported_as_missing() -> None:
-    err = raised(cni.read_invocation, env(CNI_COMMAND=None))
+    err = raised(protocol.read_invocation, env(CNI_COMMAND=None))
     assert (err.code, err.msg) == (4, "required env variables [CNI_COMMAND] missing")
     assert err.details == "set CNI_COMMAND to one of ADD, DEL, CHECK, VERSION, STATUS, GC"
 
 
 def test_an_unknown_command_is_named_in_the_message() -> None:
-    err = raised(cni.read_invocation, env(CNI_COMMAND="FOO"))
+    err = raised(protocol.read_invocation, env(CNI_COMMAND="FOO"))
     assert (err.code, err.msg) == (4, "unknown CNI_COMMAND: FOO")
     assert err.details == "use one of ADD, DEL, CHECK, VERSION, STATUS, GC"
 
 
 def test_commands_are_case_sensitive_as_in_skel() -> None:
-    assert raised(cni.read_invocation, env(CNI_COMMAND="add")).msg == "unknown CNI_COMMAND: add"
+    assert raised(protocol.read_invocation, env(CNI_COMMAND="add")).msg == "unknown CNI_COMMAND: add"
 
 
 def test_container_id_with_bad_characters_is_code_4_naming_the_variable() -> None:
-    err = raised(cni.read_invocation, env(CNI_CONTAINERID="abc/def"))
+    err = raised(protocol.read_invocation, env(CNI_CONTAINERID="abc/def"))
     assert (err.code, err.msg) == (4, "invalid env variables [CNI_CONTAINERID]")
     assert err.details.startswith('CNI_CONTAINERID: "abc/def" is not a valid container ID')
     assert "contains '/'" in err.details
 
 
 def test_container_id_must_start_with_a_letter_or_digit() -> None:
-    err = raised(cni.read_invocation, env(CNI_COMMAND="CHECK", CNI_CONTAINERID="_abc"))
+    err = raised(protocol.read_invocation, env(CNI_COMMAND="CHECK", CNI_CONTAINERID="_abc"))
     assert err.msg == "invalid env variables [CNI_CONTAINERID]"
     assert "starts with '_'" in err.details
 
@@ -215,14 +215,14 @@ def test_container_id_must_start_with_a_letter_or_digit() -> None:
     ],
 )
 def test_bad_interface_name_is_code_4_with_the_reason(ifname: str, reason: str) -> None:
-    err = raised(cni.read_invocation, env(CNI_IFNAME=ifname))
+    err = raised(protocol.read_invocation, env(CNI_IFNAME=ifname))
     assert (err.code, err.msg) == (4, "invalid env variables [CNI_IFNAME]")
     assert err.details.startswith("CNI_IFNAME: ")
     assert f"({reason})" in err.details
 
 
 def test_bad_container_id_and_interface_name_are_reported_together() -> None:
-    err = raised(cni.read_invocation, env(CNI_COMMAND="DEL", CNI_CONTAINERID="a b", CNI_IFNAME="."))
+    err = raised(protocol.read_invocation, env(CNI_COMMAND="DEL", CNI_CONTAINERID="a b", CNI_IFNAME="."))
     assert err.msg == "invalid env variables [CNI_CONTAINERID,CNI_IFNAME]"
     lines = err.details.split("\n")
     assert lines[0].startswith('CNI_CONTAINERID: "a b" is not a valid container ID')
@@ -230,54 +230,54 @@ def test_bad_container_id_and_interface_name_are_reported_together() -> None:
 
 
 def test_malformed_cni_args_fail_add() -> None:
-    err = raised(cni.read_invocation, env(CNI_ARGS="K8S_POD_NAME=web;oops"))
+    err = raised(protocol.read_invocation, env(CNI_ARGS="K8S_POD_NAME=web;oops"))
     assert (err.code, err.msg) == (4, "invalid CNI_ARGS")
     assert err.details.startswith("pair \"oops\" has no '='")
 
 
 def test_malformed_cni_args_do_not_block_del_and_good_pairs_survive() -> None:
-    inv = cni.read_invocation(env(CNI_COMMAND="DEL", CNI_ARGS="K8S_POD_NAME=web;oops;=x"))
+    inv = protocol.read_invocation(env(CNI_COMMAND="DEL", CNI_ARGS="K8S_POD_NAME=web;oops;=x"))
     assert inv.args == (("K8S_POD_NAME", "web"),)
 
 
 def test_cni_path_is_split_on_colons_dropping_empty_entries() -> None:
-    assert cni.read_invocation(env(CNI_PATH=":/a::/b:")).path == ("/a", "/b")
+    assert protocol.read_invocation(env(CNI_PATH=":/a::/b:")).path == ("/a", "/b")
 
 
 # ---------------------------------------------------------------- validate_attachment
 
 
 def test_runtime_side_check_answers_an_empty_container_id_with_code_3() -> None:
-    err = raised(cni.validate_attachment, "", "net1")
+    err = raised(protocol.validate_attachment, "", "net1")
     assert (err.code, err.msg) == (3, "missing containerID")
     assert err.details == "CNI_CONTAINERID is empty; the runtime must give the container's ID"
 
 
 def test_runtime_side_check_answers_bad_names_with_code_4() -> None:
-    err = raised(cni.validate_attachment, "c1", "net1:0")
+    err = raised(protocol.validate_attachment, "c1", "net1:0")
     assert (err.code, err.msg) == (4, "invalid env variables [CNI_IFNAME]")
     assert "contains ':'" in err.details
 
 
 def test_runtime_side_check_accepts_a_good_attachment() -> None:
-    cni.validate_attachment("c1.x_y-z", "net1")
+    protocol.validate_attachment("c1.x_y-z", "net1")
 
 
 # --------------------------------------------------------------------------- CNI_ARGS
 
 
 def test_cni_args_are_split_into_ordered_pairs() -> None:
-    assert cni.parse_cni_args("FOO=BAR;ABC=123") == (("FOO", "BAR"), ("ABC", "123"))
+    assert protocol.parse_cni_args("FOO=BAR;ABC=123") == (("FOO", "BAR"), ("ABC", "123"))
 
 
 def test_cni_args_values_may_contain_equals_signs() -> None:
     # libcni's LoadArgs (and so Multus) fails on this; the first '=' splits.
-    assert cni.parse_cni_args("FOO=bar=baz;X==") == (("FOO", "bar=baz"), ("X", "="))
+    assert protocol.parse_cni_args("FOO=bar=baz;X==") == (("FOO", "bar=baz"), ("X", "="))
 
 
 def test_cni_args_empty_segments_are_skipped() -> None:
-    assert cni.parse_cni_args(";A=1;;B=;") == (("A", "1"), ("B", ""))
-    assert cni.parse_cni_args("") == ()
+    assert protocol.parse_cni_args(";A=1;;B=;") == (("A", "1"), ("B", ""))
+    assert protocol.parse_cni_args("") == ()
 
 
 def test_cni_args_repeated_key_keeps_its_place_and_takes_the_last_value() -> None:
@@ -285,7 +285,7 @@ def test_cni_args_repeated_key_keeps_its_place_and_takes_the_last_value() -> Non
         "IgnoreUnknown=true;K8S_POD_NAMESPACE=test;K8S_POD_NAME=testpod;IgnoreUnknown=1;"
         "K8S_POD_NAMESPACE=test;MAC=c2:11:22:33:44:66;IP=10.10.0.5/24"
     )
-    assert cni.parse_cni_args(multus) == (
+    assert protocol.parse_cni_args(multus) == (
         ("IgnoreUnknown", "1"),
         ("K8S_POD_NAMESPACE", "test"),
         ("K8S_POD_NAME", "testpod"),
@@ -295,11 +295,11 @@ def test_cni_args_repeated_key_keeps_its_place_and_takes_the_last_value() -> Non
 
 
 def test_cni_args_keys_and_values_are_kept_verbatim() -> None:
-    assert cni.parse_cni_args(" A = 1 ") == ((" A ", " 1 "),)
+    assert protocol.parse_cni_args(" A = 1 ") == ((" A ", " 1 "),)
 
 
 def test_cni_args_segment_without_equals_is_named() -> None:
-    err = raised(cni.parse_cni_args, "A=1;FOOBAR")
+    err = raised(protocol.parse_cni_args, "A=1;FOOBAR")
     assert (err.code, err.msg) == (4, "invalid CNI_ARGS")
     assert err.details == (
         "pair \"FOOBAR\" has no '='; write KEY=VALUE pairs separated by ';', "
@@ -308,12 +308,12 @@ def test_cni_args_segment_without_equals_is_named() -> None:
 
 
 def test_cni_args_pair_with_empty_key_is_refused() -> None:
-    err = raised(cni.parse_cni_args, "=value")
+    err = raised(protocol.parse_cni_args, "=value")
     assert err.details.startswith('pair "=value" has an empty key; ')
 
 
 def test_cni_args_lists_every_bad_pair_but_cuts_a_long_list() -> None:
-    err = raised(cni.parse_cni_args, ";".join(f"bad{i}" for i in range(8)))
+    err = raised(protocol.parse_cni_args, ";".join(f"bad{i}" for i in range(8)))
     lines = err.details.split("\n")
     assert len(lines) == 6
     assert lines[0].startswith('pair "bad0"') and lines[4].startswith('pair "bad4"')
@@ -321,7 +321,7 @@ def test_cni_args_lists_every_bad_pair_but_cuts_a_long_list() -> None:
 
 
 def test_cni_args_that_are_not_text_are_refused() -> None:
-    err = raised(cni.parse_cni_args, b"A=1")
+    err = raised(protocol.parse_cni_args, b"A=1")
     assert (err.code, err.msg, err.details) == (
         4,
         "invalid CNI_ARGS",
@@ -332,23 +332,23 @@ def test_cni_args_that_are_not_text_are_refused() -> None:
 @given(st.text())
 def test_parse_cni_args_raises_nothing_but_cni_error(text: str) -> None:
     try:
-        pairs = cni.parse_cni_args(text)
+        pairs = protocol.parse_cni_args(text)
     except CniError as err:
-        assert err.code == cni.INVALID_ENV
+        assert err.code == protocol.INVALID_ENV
     else:
         assert len({k for k, _ in pairs}) == len(pairs)
 
 
 def test_cni_args_are_formatted_as_semicolon_joined_pairs() -> None:
-    assert cni.format_cni_args([("IgnoreUnknown", "true"), ("K8S_POD_NAME", "a=b")]) == (
+    assert protocol.format_cni_args([("IgnoreUnknown", "true"), ("K8S_POD_NAME", "a=b")]) == (
         "IgnoreUnknown=true;K8S_POD_NAME=a=b"
     )
-    assert cni.format_cni_args([]) == ""
+    assert protocol.format_cni_args([]) == ""
 
 
 def test_formatting_cni_args_never_repeats_a_key() -> None:
     pairs = [("A", "1"), ("B", "2"), ("A", "3")]
-    assert cni.format_cni_args(pairs) == "A=3;B=2"
+    assert protocol.format_cni_args(pairs) == "A=3;B=2"
 
 
 @pytest.mark.parametrize(
@@ -364,7 +364,7 @@ def test_formatting_cni_args_never_repeats_a_key() -> None:
     ],
 )
 def test_cni_args_that_cannot_be_represented_are_refused(pair: Any, detail: str) -> None:
-    err = raised(cni.format_cni_args, [pair])
+    err = raised(protocol.format_cni_args, [pair])
     assert (err.code, err.msg) == (4, "cannot build CNI_ARGS")
     assert err.details.startswith(detail)
 
@@ -381,8 +381,8 @@ _arg_text = st.text(st.characters(exclude_characters=";=\0", exclude_categories=
 )
 def test_formatted_cni_args_parse_back_to_the_same_pairs(pairs: list[tuple[str, str]]) -> None:
     expected = dict(pairs)
-    assert dict(cni.parse_cni_args(cni.format_cni_args(pairs))) == expected
-    assert [k for k, _ in cni.parse_cni_args(cni.format_cni_args(pairs))] == list(expected)
+    assert dict(protocol.parse_cni_args(protocol.format_cni_args(pairs))) == expected
+    assert [k for k, _ in protocol.parse_cni_args(protocol.format_cni_args(pairs))] == list(expected)
 
 
 # --------------------------------------------------------------------------- versions
@@ -399,11 +399,11 @@ def test_formatted_cni_args_parse_back_to_the_same_pairs(pairs: list[tuple[str, 
     ],
 )
 def test_versions_parse_like_libcni(text: str, parsed: tuple[int, int, int]) -> None:
-    assert cni.parse_version(text) == parsed
+    assert protocol.parse_version(text) == parsed
 
 
 def test_a_version_with_four_parts_is_refused_with_code_1() -> None:
-    err = raised(cni.parse_version, "1.0.0.0")
+    err = raised(protocol.parse_version, "1.0.0.0")
     assert (err.code, err.msg) == (1, "invalid CNI version")
     assert err.details == '"1.0.0.0" has 4 parts; use at most 3, such as "1.1.0"'
 
@@ -421,7 +421,7 @@ def test_a_version_with_four_parts_is_refused_with_code_1() -> None:
     ],
 )
 def test_a_version_part_that_is_not_a_plain_number_is_refused(text: str, part: str) -> None:
-    err = raised(cni.parse_version, text)
+    err = raised(protocol.parse_version, text)
     assert (err.code, err.msg) == (1, "invalid CNI version")
     assert err.details == (
         f"{json.dumps(text, ensure_ascii=False)} has part {json.dumps(part, ensure_ascii=False)}, "
@@ -430,36 +430,36 @@ def test_a_version_part_that_is_not_a_plain_number_is_refused(text: str, part: s
 
 
 def test_a_version_part_too_large_for_go_is_refused() -> None:
-    err = raised(cni.parse_version, "1." + "9" * 19)
+    err = raised(protocol.parse_version, "1." + "9" * 19)
     assert (err.code, err.msg) == (1, "invalid CNI version")
     assert err.details.endswith("has a part of 19 digits, too large for a version number")
 
 
 def test_a_version_that_is_not_a_string_is_refused() -> None:
-    err = raised(cni.parse_version, 1.0)
+    err = raised(protocol.parse_version, 1.0)
     assert err.details == '1.0 is a number, not a version string such as "1.1.0"'
 
 
 @given(st.text())
 def test_parse_version_raises_nothing_but_cni_error(text: str) -> None:
     try:
-        major, minor, patch = cni.parse_version(text)
+        major, minor, patch = protocol.parse_version(text)
     except CniError as err:
-        assert err.code == cni.INCOMPATIBLE_VERSION
+        assert err.code == protocol.INCOMPATIBLE_VERSION
     else:
         assert min(major, minor, patch) >= 0
 
 
 def test_version_answer_lists_what_the_plugin_accepts_from_a_runtime() -> None:
-    answer = cni.version_result("1.0.0")
-    assert answer == {"cniVersion": "1.0.0", "supportedVersions": list(cni.PLUGIN_VERSIONS)}
+    answer = protocol.version_result("1.0.0")
+    assert answer == {"cniVersion": "1.0.0", "supportedVersions": list(protocol.PLUGIN_VERSIONS)}
     assert "0.2.0" not in answer["supportedVersions"]
-    assert set(cni.PLUGIN_VERSIONS) < set(cni.SUPPORTED_VERSIONS)
+    assert set(protocol.PLUGIN_VERSIONS) < set(protocol.SUPPORTED_VERSIONS)
 
 
 def test_version_answer_falls_back_to_the_latest_for_an_unknown_request() -> None:
-    assert cni.version_result("")["cniVersion"] == "1.1.0"
-    assert cni.version_result("7.0.0")["cniVersion"] == "1.1.0"
+    assert protocol.version_result("")["cniVersion"] == "1.1.0"
+    assert protocol.version_result("7.0.0")["cniVersion"] == "1.1.0"
 
 
 # ---------------------------------------------------------------------------- results
@@ -501,7 +501,7 @@ RESULT_110: dict[str, Any] = {
 
 
 def test_converting_to_1_0_0_drops_the_1_1_0_only_fields() -> None:
-    out = cni.convert_result(RESULT_110, "1.0.0")
+    out = protocol.convert_result(RESULT_110, "1.0.0")
     assert out["cniVersion"] == "1.0.0"
     assert out["interfaces"][2] == {
         "name": "eth0",
@@ -515,7 +515,7 @@ def test_converting_to_1_0_0_drops_the_1_1_0_only_fields() -> None:
 
 
 def test_converting_to_0_4_0_adds_the_ip_version() -> None:
-    out = cni.convert_result(RESULT_110, "0.4.0")
+    out = protocol.convert_result(RESULT_110, "0.4.0")
     assert [ip["version"] for ip in out["ips"]] == ["4", "6", "4"]
     assert out["ips"][0] == {
         "version": "4",
@@ -528,14 +528,14 @@ def test_converting_to_0_4_0_adds_the_ip_version() -> None:
 
 def test_converting_from_0_3_1_to_1_x_removes_the_ip_version() -> None:
     old = {"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.0.0.2/8"}]}
-    assert cni.convert_result(old, "1.1.0") == {
+    assert protocol.convert_result(old, "1.1.0") == {
         "cniVersion": "1.1.0",
         "ips": [{"address": "10.0.0.2/8"}],
     }
 
 
 def test_converting_to_0_2_0_keeps_the_first_address_of_each_family() -> None:
-    out = cni.convert_result(RESULT_110, "0.2.0")
+    out = protocol.convert_result(RESULT_110, "0.2.0")
     assert out == {
         "cniVersion": "0.2.0",
         "ip4": {
@@ -555,7 +555,7 @@ def test_converting_to_0_1_0_drops_routes_of_a_family_without_an_address() -> No
         "ips": [{"address": "10.0.0.2/8"}],
         "routes": [{"dst": "::/0", "gw": "2001:db8::1"}, {"dst": "10.0.0.0/8"}],
     }
-    assert cni.convert_result(result, "0.1.0") == {
+    assert protocol.convert_result(result, "0.1.0") == {
         "cniVersion": "0.1.0",
         "ip4": {"ip": "10.0.0.2/8", "routes": [{"dst": "10.0.0.0/8"}]},
     }
@@ -572,13 +572,13 @@ def test_converting_from_0_2_0_gives_unindexed_addresses() -> None:
         "ip6": {"ip": "2001:db8::5/64"},
         "dns": {"nameservers": ["10.1.0.1"]},
     }
-    assert cni.convert_result(old, "1.0.0") == {
+    assert protocol.convert_result(old, "1.0.0") == {
         "cniVersion": "1.0.0",
         "ips": [{"address": "10.1.0.5/16", "gateway": "10.1.0.1"}, {"address": "2001:db8::5/64"}],
         "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.2.0.0/16", "gw": "10.1.0.254"}],
         "dns": {"nameservers": ["10.1.0.1"]},
     }
-    assert cni.convert_result(old, "0.3.0")["ips"][1] == {
+    assert protocol.convert_result(old, "0.3.0")["ips"][1] == {
         "version": "6",
         "address": "2001:db8::5/64",
     }
@@ -586,19 +586,19 @@ def test_converting_from_0_2_0_gives_unindexed_addresses() -> None:
 
 def test_legacy_results_convert_between_legacy_versions() -> None:
     old = {"cniVersion": "0.1.0", "ip4": {"ip": "10.1.0.5/16", "routes": [{"dst": "0.0.0.0/0"}]}}
-    assert cni.convert_result(old, "0.2.0") == {**old, "cniVersion": "0.2.0"}
+    assert protocol.convert_result(old, "0.2.0") == {**old, "cniVersion": "0.2.0"}
 
 
 def test_a_result_without_version_is_read_by_its_shape() -> None:
-    assert cni.convert_result({"ip4": {"ip": "10.0.0.2/8"}}, "1.0.0") == {
+    assert protocol.convert_result({"ip4": {"ip": "10.0.0.2/8"}}, "1.0.0") == {
         "cniVersion": "1.0.0",
         "ips": [{"address": "10.0.0.2/8"}],
     }
-    assert cni.convert_result({"ips": [{"address": "10.0.0.2/8"}]}, "0.2.0") == {
+    assert protocol.convert_result({"ips": [{"address": "10.0.0.2/8"}]}, "0.2.0") == {
         "cniVersion": "0.2.0",
         "ip4": {"ip": "10.0.0.2/8"},
     }
-    assert cni.convert_result({"cniVersion": "", "dns": {}}, "1.1.0") == {
+    assert protocol.convert_result({"cniVersion": "", "dns": {}}, "1.1.0") == {
         "cniVersion": "1.1.0",
         "dns": {},
     }
@@ -606,7 +606,7 @@ def test_a_result_without_version_is_read_by_its_shape() -> None:
 
 def test_a_result_without_addresses_cannot_become_0_2_0() -> None:
     err = raised(
-        cni.convert_result, {"cniVersion": "1.0.0", "interfaces": [{"name": "x"}]}, "0.2.0"
+        protocol.convert_result, {"cniVersion": "1.0.0", "interfaces": [{"name": "x"}]}, "0.2.0"
     )
     assert (err.code, err.msg) == (1, "cannot convert the CNI result to version 0.2.0")
     assert err.details == (
@@ -615,32 +615,32 @@ def test_a_result_without_addresses_cannot_become_0_2_0() -> None:
 
 
 def test_converting_to_an_unknown_version_is_refused() -> None:
-    err = raised(cni.convert_result, RESULT_110, "2.0.0")
+    err = raised(protocol.convert_result, RESULT_110, "2.0.0")
     assert (err.code, err.msg) == (1, 'cannot convert a result to CNI version "2.0.0"')
     assert err.details == "use one of 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"
 
 
 def test_a_result_of_an_unknown_version_is_refused() -> None:
-    err = raised(cni.convert_result, {"cniVersion": "0.3.2", "ips": []}, "1.0.0")
+    err = raised(protocol.convert_result, {"cniVersion": "0.3.2", "ips": []}, "1.0.0")
     assert (err.code, err.msg) == (1, 'unsupported CNI result version "0.3.2"')
 
 
 def test_a_result_that_mixes_shapes_is_refused() -> None:
-    err = raised(cni.convert_result, {"cniVersion": "1.0.0", "ip4": {"ip": "10.0.0.2/8"}}, "1.0.0")
+    err = raised(protocol.convert_result, {"cniVersion": "1.0.0", "ip4": {"ip": "10.0.0.2/8"}}, "1.0.0")
     assert (err.code, err.msg) == (6, "cannot decode the CNI result")
     assert err.details == (
         'cniVersion "1.0.0" results have ips, not ip4/ip6; set cniVersion to the version of the shape'
     )
-    err = raised(cni.convert_result, {"cniVersion": "0.2.0", "ips": []}, "1.0.0")
+    err = raised(protocol.convert_result, {"cniVersion": "0.2.0", "ips": []}, "1.0.0")
     assert err.details.startswith('cniVersion "0.2.0" results have ip4/ip6, not ips; ')
-    err = raised(cni.convert_result, {"ip6": {"ip": "::1/128"}, "routes": []}, "1.0.0")
+    err = raised(protocol.convert_result, {"ip6": {"ip": "::1/128"}, "routes": []}, "1.0.0")
     assert err.details.startswith(
         "it mixes ip4/ip6 (0.2.0 and older) with routes (0.3.0 and newer)"
     )
 
 
 def test_a_result_that_is_not_an_object_is_refused() -> None:
-    err = raised(cni.convert_result, ["not", "a", "result"], "1.0.0")
+    err = raised(protocol.convert_result, ["not", "a", "result"], "1.0.0")
     assert (err.code, err.msg, err.details) == (
         6,
         "cannot decode the CNI result",
@@ -656,7 +656,7 @@ def test_every_bad_field_of_a_result_is_named_with_its_path() -> None:
         "routes": [{"gw": "10.0.0.1", "table": "main"}],
         "dns": {"nameservers": "10.0.0.1", "domain": 3},
     }
-    err = raised(cni.convert_result, bad, "1.1.0")
+    err = raised(protocol.convert_result, bad, "1.1.0")
     assert (err.code, err.msg) == (6, "cannot decode the CNI result")
     lines = err.details.split("\n")
     assert lines[:5] == [
@@ -672,10 +672,10 @@ def test_every_bad_field_of_a_result_is_named_with_its_path() -> None:
 
 
 def test_legacy_result_fields_are_checked_too() -> None:
-    err = raised(cni.convert_result, {"cniVersion": "0.2.0", "ip4": "10.0.0.2/8"}, "1.0.0")
+    err = raised(protocol.convert_result, {"cniVersion": "0.2.0", "ip4": "10.0.0.2/8"}, "1.0.0")
     assert err.details == "ip4: must be an object (got string)"
     err = raised(
-        cni.convert_result,
+        protocol.convert_result,
         {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/8", "routes": [{"dst": "x"}]}},
         "1.0.0",
     )
@@ -688,12 +688,12 @@ def test_an_empty_or_null_gateway_is_accepted_as_go_accepts_it() -> None:
         "ips": [{"address": "10.0.0.2/8", "gateway": ""}],
         "routes": [{"dst": "0.0.0.0/0", "gw": None}],
     }
-    assert cni.convert_result(result, "1.0.0") == result
+    assert protocol.convert_result(result, "1.0.0") == result
 
 
 def test_conversion_neither_changes_nor_shares_its_input() -> None:
     before = copy.deepcopy(RESULT_110)
-    out = cni.convert_result(RESULT_110, "1.1.0")
+    out = protocol.convert_result(RESULT_110, "1.1.0")
     assert before == RESULT_110
     out["interfaces"][0]["name"] = "changed"
     out["example.com/extra"]["kept"] = False
@@ -704,7 +704,7 @@ def test_a_result_nested_too_deeply_is_a_decode_failure() -> None:
     deep: Any = []
     for _ in range(5000):
         deep = [deep]
-    err = raised(cni.convert_result, {"cniVersion": "1.0.0", "x": deep}, "1.0.0")
+    err = raised(protocol.convert_result, {"cniVersion": "1.0.0", "x": deep}, "1.0.0")
     assert (err.code, err.msg, err.details) == (
         6,
         "cannot decode the CNI result",
@@ -748,22 +748,22 @@ _result_110 = st.fixed_dictionaries(
 
 @given(_result_110)
 def test_a_1_1_0_result_survives_a_trip_through_0_4_0(result: dict[str, Any]) -> None:
-    there = cni.convert_result(result, "0.4.0")
+    there = protocol.convert_result(result, "0.4.0")
     assert there["cniVersion"] == "0.4.0"
     assert all(ip["version"] in ("4", "6") for ip in there.get("ips", []))
-    assert cni.convert_result(there, "1.1.0") == result
+    assert protocol.convert_result(there, "1.1.0") == result
 
 
-@given(_result_110, st.sampled_from(cni.SUPPORTED_VERSIONS))
+@given(_result_110, st.sampled_from(protocol.SUPPORTED_VERSIONS))
 def test_conversion_to_any_version_is_stable_when_repeated(
     result: dict[str, Any], version: str
 ) -> None:
     try:
-        once = cni.convert_result(result, version)
+        once = protocol.convert_result(result, version)
     except CniError as err:
-        assert err.code == cni.INCOMPATIBLE_VERSION and not result.get("ips")
+        assert err.code == protocol.INCOMPATIBLE_VERSION and not result.get("ips")
         return
-    assert cni.convert_result(once, version) == once
+    assert protocol.convert_result(once, version) == once
 
 
 _result_keys = st.sampled_from(
@@ -796,11 +796,11 @@ _json = st.recursive(
 )
 
 
-@given(st.dictionaries(_result_keys, _json, max_size=5), st.sampled_from(cni.SUPPORTED_VERSIONS))
+@given(st.dictionaries(_result_keys, _json, max_size=5), st.sampled_from(protocol.SUPPORTED_VERSIONS))
 def test_conversion_of_arbitrary_json_raises_nothing_but_cni_error(
     result: dict[str, Any], version: str
 ) -> None:
     try:
-        cni.convert_result(result, version)
+        protocol.convert_result(result, version)
     except CniError as err:
-        assert err.code in (cni.INCOMPATIBLE_VERSION, cni.DECODE_FAILURE)
+        assert err.code in (protocol.INCOMPATIBLE_VERSION, protocol.DECODE_FAILURE)

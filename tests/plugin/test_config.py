@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from plugin import config
+from plugin.cni import config
 
 
 def base(**extra: Any) -> dict[str, Any]:

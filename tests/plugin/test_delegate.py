@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from plugin import cni, delegate
-from plugin.delegate import DelegateError
+from plugin.cni import delegate, protocol
+from plugin.cni.delegate import DelegateError
 from tests.plugin.netns_fixtures import (  # noqa: F401  (fixtures are found by name)
     CNI_BIN,
     FakePlugins,
@@ -73,9 +73,9 @@ def test_plugin_is_taken_from_the_first_directory_that_holds_it(tmp_path: Path) 
 @pytest.mark.parametrize("bad", ["../../bin/sh", "/bin/sh", "sub/dir", "..", "", "a\\b"])
 def test_type_that_is_not_a_bare_file_name_is_refused_before_anything_runs(bad: str, tmp_path: Path) -> None:
     recorder = RecordingExec()
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         call(bad, dirs=[str(tmp_path)], exec_fn=recorder)
-    assert caught.value.code == cni.INVALID_CONFIG
+    assert caught.value.code == protocol.INVALID_CONFIG
     assert caught.value.msg == f"refusing to run plugin type {json.dumps(bad)}"
     assert caught.value.details  # plugin_type_problem's explanation
     assert recorder.calls == []
@@ -87,23 +87,23 @@ def test_type_is_refused_without_looking_at_the_file_system(monkeypatch: pytest.
 
     monkeypatch.setattr(delegate.os, "stat", no_stat)
     monkeypatch.setattr(delegate.os.path, "realpath", no_stat)
-    with pytest.raises(cni.CniError):
+    with pytest.raises(protocol.CniError):
         delegate.find_plugin("../../bin/sh", ["/usr/lib/cni"])
 
 
 def test_missing_plugin_error_lists_every_directory_searched(tmp_path: Path) -> None:
     recorder = RecordingExec()
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         call("nosuch", dirs=[str(tmp_path / "one"), str(tmp_path / "two")], exec_fn=recorder)
     err = caught.value
-    assert err.code == cni.INVALID_CONFIG
+    assert err.code == protocol.INVALID_CONFIG
     assert err.msg == f'failed to find plugin "nosuch" in path [{tmp_path}/one:{tmp_path}/two]'
     assert err.details == f"searched {tmp_path}/one, {tmp_path}/two"
     assert recorder.calls == []
 
 
 def test_no_configured_directories_is_said_plainly() -> None:
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         delegate.find_plugin("bridge", [])
     assert caught.value.details == "no plugin directories are configured"
 
@@ -114,7 +114,7 @@ def test_file_that_is_not_executable_is_skipped_and_named(tmp_path: Path) -> Non
     second.mkdir()
     (first / "bridge").write_text("not a program")
     (second / "bridge").mkdir()
-    with pytest.raises(cni.CniError) as caught:
+    with pytest.raises(protocol.CniError) as caught:
         delegate.find_plugin("bridge", [str(first), str(second)])
     assert f"{first}/bridge is not executable" in caught.value.details
     assert f"{second}/bridge is not a regular file" in caught.value.details
@@ -134,7 +134,7 @@ def test_symlinked_plugin_runs_under_its_own_name(fake_plugins: FakePlugins) -> 
 
 def test_dangling_symlink_counts_as_not_found(tmp_path: Path) -> None:
     (tmp_path / "bridge").symlink_to(tmp_path / "gone")
-    with pytest.raises(cni.CniError, match="failed to find plugin"):
+    with pytest.raises(protocol.CniError, match="failed to find plugin"):
         delegate.find_plugin("bridge", [str(tmp_path)])
 
 
@@ -291,7 +291,7 @@ def test_timeout_kills_the_plugin_and_its_children_and_names_both(fake_plugins: 
         call(dirs=[fake_plugins.dir], stdin=stdin, timeout=1.0)
     assert time.monotonic() - started < 10  # a surviving child holding stdout would hang here
     err = caught.value
-    assert err.code == cni.TRY_AGAIN_LATER
+    assert err.code == protocol.TRY_AGAIN_LATER
     assert err.msg == 'plugin "fake-a" did not finish ADD within 1s'
     assert err.details == f"{fake_plugins.dir}/fake-a was killed"
     for pid in fake_plugins.children():
@@ -334,7 +334,7 @@ def test_add_result_without_a_version_is_taken_to_be_the_request_version() -> No
 def test_add_output_that_is_not_a_json_object_is_a_decode_failure(stdout: bytes) -> None:
     with pytest.raises(DelegateError) as caught:
         call("bridge", dirs=[CNI_BIN], exec_fn=RecordingExec((0, stdout, b"")))
-    assert caught.value.code == cni.DECODE_FAILURE
+    assert caught.value.code == protocol.DECODE_FAILURE
     assert caught.value.msg.startswith('plugin "bridge" printed a ADD result that is not')
 
 
@@ -361,7 +361,7 @@ def test_version_answer_without_supported_versions_is_a_decode_failure() -> None
     with pytest.raises(DelegateError) as caught:
         delegate.version_info("bridge", dirs=[CNI_BIN], environ={},
                               exec_fn=RecordingExec((0, b'{"cniVersion": "1.0.0"}', b"")))
-    assert caught.value.code == cni.DECODE_FAILURE
+    assert caught.value.code == protocol.DECODE_FAILURE
     assert caught.value.msg == 'plugin "bridge" answered VERSION without a list of supportedVersions'
 
 
@@ -394,6 +394,6 @@ def test_real_bridge_rejects_a_version_it_does_not_know_with_code_1_and_details(
     stdin = json.dumps({"cniVersion": "1.1.0", "name": "n", "type": "bridge"}).encode()
     with pytest.raises(DelegateError) as caught:
         call("bridge", dirs=[CNI_BIN], stdin=stdin, environ=host_environ(), request_version="1.1.0")
-    assert caught.value.code == cni.INCOMPATIBLE_VERSION
+    assert caught.value.code == protocol.INCOMPATIBLE_VERSION
     assert caught.value.msg == "incompatible CNI versions"
     assert caught.value.details.startswith('config is "1.1.0", plugin supports [')

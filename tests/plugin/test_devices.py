@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from plugin import devices
-from plugin.devices import DeviceAllocator, DeviceError
+from plugin.cni import devices
+from plugin.cni.devices import DeviceAllocator, DeviceError
 
 POD = "6f1c2a9e-0b7d-4d8e-9a55-1f3b2c4d5e6f"
 OTHER = "0a0a0a0a-1111-2222-3333-444444444444"

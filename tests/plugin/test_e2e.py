@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from plugin import cache
+from plugin.cni import cache
 from tests.k8sapi import FakeApiServer, make_nad, make_pod
 from tests.plugin.netns_fixtures import (  # noqa: F401  (fixtures are found by name)
     CNI_BIN,
@@ -315,7 +315,7 @@ def test_twenty_pods_added_in_parallel_get_distinct_addresses_and_release_them_a
         env = {**host_environ(), "PYTHONPATH": str(REPO), "CNI_COMMAND": command, "CNI_CONTAINERID": f"pod{i}",
                "CNI_NETNS": namespaces[i].path, "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN,
                "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod{i}"}
-        return subprocess.run([sys.executable, "-m", "plugin.main"], input=conf, env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "plugin.cni.main"], input=conf, env=env, capture_output=True,
                               check=False, timeout=120)
 
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 
-from plugin import install, kubeconfig, pack
-from plugin.install_host import HOST_PATH, HostCheck
+from plugin.cni import kubeconfig
+from plugin.node import install, pack
+from plugin.node.host import HOST_PATH, HostCheck
 from tests.plugin.netns_fixtures import FakePlugins, fake_conflist, fake_plugins_fixture  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,7 +257,7 @@ def test_a_missing_plugin_file_is_reported_with_how_it_is_built(node: Node) -> N
     code, _ = node.install()
     assert code == 1
     assert node.ready() == (1, f"not ready: cannot read the plugin to install, {node.plugin} (No such file or "
-                               "directory); the image builds it with `python -m plugin.pack --output "
+                               "directory); the image builds it with `python -m plugin.node.pack --output "
                                "/usr/local/lib/netplex/netplex` (or pass --plugin)\n")
 
 
@@ -473,7 +474,7 @@ def test_sigterm_stops_run_with_status_0_and_cleans_up_only_when_asked(
     node.write_primary("10-flannel.conflist", FLANNEL)
     environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **API_ENV,
                "NETPLEX_CLEANUP_ON_EXIT": "true" if cleanup else "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.install", "run", *node.flags(), "--interval", "0.2"],
+    proc = subprocess.Popen([sys.executable, "-m", "plugin.node.install", "run", *node.flags(), "--interval", "0.2"],
                             cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running.append(proc)
     deadline = time.monotonic() + 30
@@ -529,7 +530,7 @@ def test_defaults_are_the_daemonset_contract() -> None:
 def test_minimum_python_is_the_projects_requires_python() -> None:
     import tomllib
 
-    from plugin.install_host import MIN_PYTHON
+    from plugin.node.host import MIN_PYTHON
 
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires == ">=" + ".".join(map(str, MIN_PYTHON))

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from plugin import config, netconf
-from plugin.install_conf import (
+from plugin.cni import config
+from plugin.model import netconf
+from plugin.node.conflist import (
     OUR_CONFLIST,
     Generated,
     Refused,

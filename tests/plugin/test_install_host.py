@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin import install_host
-from plugin.install_host import (
+from plugin.node import host
+from plugin.node.host import (
     atomic_write,
     cannot_run,
     check_host,
@@ -91,8 +91,8 @@ def test_sync_file_fixes_only_the_mode_when_the_content_matches(tmp_path: Path) 
 def test_remove_reports_whether_there_was_something_to_remove(tmp_path: Path) -> None:
     target = tmp_path / "f"
     target.write_text("x")
-    assert install_host.remove(str(target)) is True
-    assert install_host.remove(str(target)) is False
+    assert host.remove(str(target)) is True
+    assert host.remove(str(target)) is False
 
 
 # ------------------------------------------------------------------------ the probe's parts

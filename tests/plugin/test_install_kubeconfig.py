@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from plugin import kubeconfig
-from plugin.install_kubeconfig import (
+from plugin.cni import kubeconfig
+from plugin.node.credentials import (
     ServiceAccount,
     expiry_warning,
     render,

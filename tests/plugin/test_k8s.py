@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from plugin import k8s
-from plugin.k8s import ApiError, BadKubeconfig, Client, ConnectionFailed, PodUidMismatch
-from plugin.kubeconfig import Connection, KubeconfigError
+from plugin.cni import k8s
+from plugin.cni.k8s import ApiError, BadKubeconfig, Client, ConnectionFailed, PodUidMismatch
+from plugin.cni.kubeconfig import Connection, KubeconfigError
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace, make_pod, make_tls_material
 
 REPO = Path(__file__).resolve().parents[2]
@@ -501,12 +501,12 @@ def test_importing_the_node_side_modules_loads_neither_ssl_nor_http_client_nor_t
     probe = (
         "import json, sys\n"
         "before = set(sys.modules)\n"
-        "import plugin.k8s, plugin.kubeconfig, plugin.devices\n"
+        "import plugin.cni.k8s, plugin.cni.kubeconfig, plugin.cni.devices\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     loaded = json.loads(out.stdout)
-    assert "plugin.k8s" in loaded
+    assert "plugin.cni.k8s" in loaded
     assert not [m for m in loaded if m in ("ssl", "_ssl", "http.client") or m.startswith("http.client")]
     third_party = [m for m in loaded if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("plugin")]
     assert third_party == []

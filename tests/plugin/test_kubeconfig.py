@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin import kubeconfig
-from plugin.kubeconfig import Connection, KubeconfigError, YamlError, parse_yaml
+from plugin.cni import kubeconfig
+from plugin.cni.kubeconfig import Connection, KubeconfigError, YamlError, parse_yaml
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBclient\n-----END CERTIFICATE-----\n"

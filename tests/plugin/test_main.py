@@ -1,4 +1,4 @@
-"""The ``netplex`` executable end to end, through ``plugin.main.main``: the CNI protocol
+"""The ``netplex`` executable end to end, through ``plugin.cni.main.main``: the CNI protocol
 toward the runtime (codes and messages), the order of events of every verb, the cache,
 locks, the API (the in-repo test double over real HTTPS) and what each delegate gets.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from plugin import cache, cni, commands, main
+from plugin.cni import cache, commands, main, protocol
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace, make_pod
 from tests.plugin.netns_fixtures import (  # noqa: F401  (fixtures are found by name)
     FakePlugins,
@@ -68,7 +68,7 @@ class _NoRead(io.BytesIO):
 
 @dataclass
 class Plugin:
-    """Runs ``plugin.main.main`` in this process, as a runtime would run the executable."""
+    """Runs ``plugin.cni.main.main`` in this process, as a runtime would run the executable."""
 
     tmp: Path
     bin_dir: str
@@ -167,7 +167,7 @@ def test_version_answers_the_supported_versions_without_reading_stdin(plugin: Pl
 
 
 def test_version_constants_of_main_are_the_protocol_modules() -> None:
-    assert main.PLUGIN_VERSIONS == cni.PLUGIN_VERSIONS
+    assert main.PLUGIN_VERSIONS == protocol.PLUGIN_VERSIONS
 
 
 def test_run_by_hand_without_cni_command_says_what_it_is_and_exits_0() -> None:
@@ -783,7 +783,7 @@ def test_add_and_del_of_one_container_never_overlap(plugin: Plugin, fake_plugins
                "CNI_PATH": plugin.bin_dir, "PYTHONPATH": str(REPO)}
     procs = []
     for command in ("ADD", "DEL"):
-        procs.append(subprocess.Popen([sys.executable, "-m", "plugin.main"], env={**environ, "CNI_COMMAND": command},
+        procs.append(subprocess.Popen([sys.executable, "-m", "plugin.cni.main"], env={**environ, "CNI_COMMAND": command},
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         procs[-1].stdin.write(conf)  # type: ignore[union-attr]
         procs[-1].stdin.close()  # type: ignore[union-attr]
@@ -856,13 +856,13 @@ def dump():
     with open(os.environ["PROBE_OUT"], "w") as f:
         json.dump(loaded, f)
 atexit.register(dump)
-from plugin.main import console_main
+from plugin.cni.main import console_main
 console_main()
 """
 
 
 def loaded_modules(tmp_path: Path, environ: Mapping[str, str], stdin: bytes = b"") -> list[str]:
-    """Modules one run of the console entry (``plugin.main:console_main``) loaded, beyond
+    """Modules one run of the console entry (``plugin.cni.main:console_main``) loaded, beyond
     what the interpreter's start-up (site) had loaded already."""
     out = tmp_path / "modules.json"
     env = {**host_environ(), **environ, "PROBE_OUT": str(out), "PYTHONPATH": str(REPO)}
@@ -878,18 +878,18 @@ def third_party(modules: list[str]) -> list[str]:
 
 
 def test_importing_the_entry_point_loads_only_sys() -> None:
-    probe = "import sys; before = set(sys.modules); import plugin.main; print(sorted(set(sys.modules) - before))"
+    probe = "import sys; before = set(sys.modules); import plugin.cni.main; print(sorted(set(sys.modules) - before))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     # __future__ may already be loaded by the interpreter's start-up (a venv's .pth files).
     loaded = set(ast.literal_eval(done.stdout.strip())) - {"__future__"}
-    assert loaded == {"plugin", "plugin.main"}
+    assert loaded == {"plugin", "plugin.cni", "plugin.cni.main"}
 
 
 def test_version_loads_no_third_party_module_nor_ssl_nor_http_client_nor_json(tmp_path: Path) -> None:
     modules = loaded_modules(tmp_path, {"CNI_COMMAND": "VERSION"})
     assert third_party(modules) == []
-    assert not {"ssl", "http.client", "json", "re", "typing", "plugin.cni", "plugin.commands"} & set(modules)
-    assert "plugin.main" in modules
+    assert not {"ssl", "http.client", "json", "re", "typing", "plugin.cni.protocol", "plugin.cni.commands"} & set(modules)
+    assert "plugin.cni.main" in modules
 
 
 def test_a_cached_del_without_kubeconfig_loads_neither_ssl_nor_http_client(tmp_path: Path,
@@ -901,7 +901,7 @@ def test_a_cached_del_without_kubeconfig_loads_neither_ssl_nor_http_client(tmp_p
     assert cache.read(str(tmp_path / "cni"), "c1") is not None
     modules = loaded_modules(tmp_path, {**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
     assert cache.read(str(tmp_path / "cni"), "c1") is None
-    assert "plugin.commands" in modules
+    assert "plugin.cni.commands" in modules
     assert third_party(modules) == []
-    assert not {"ssl", "_ssl", "http.client", "plugin.k8s", "plugin.kubeconfig"} & set(modules)
-    assert not {"plugin.resolve", "plugin.selection", "plugin.status"} & set(modules)  # ADD's business only
+    assert not {"ssl", "_ssl", "http.client", "plugin.cni.k8s", "plugin.cni.kubeconfig"} & set(modules)
+    assert not {"plugin.cni.resolve", "plugin.model.selection", "plugin.cni.status"} & set(modules)  # ADD's business only

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin import names
+from plugin.model import names
 
 
 @pytest.mark.parametrize("value", ["a", "0a", "a-b", "macvlan-conf", "x" * 63])

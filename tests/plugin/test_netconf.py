@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from plugin.netconf import (
+from plugin.model.netconf import (
     PLUGIN_TYPE_RE,
     SUPPORTED_VERSIONS,
     NetConfResult,
@@ -20,7 +20,7 @@ from plugin.netconf import (
     parse_netconf_object,
     plugin_type_problem,
 )
-from plugin.problems import Findings
+from plugin.model.problems import Findings
 
 NAD = "net"
 

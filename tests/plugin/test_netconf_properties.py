@@ -1,4 +1,4 @@
-"""Properties of plugin.netconf: it never raises, and what it normalizes it reads back the same."""
+"""Properties of plugin.model.netconf: it never raises, and what it normalizes it reads back the same."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin.netconf import SUPPORTED_VERSIONS, NetConfResult, parse_netconf, parse_netconf_object
+from plugin.model.netconf import (
+    SUPPORTED_VERSIONS,
+    NetConfResult,
+    parse_netconf,
+    parse_netconf_object,
+)
 
 json_scalars = (
     st.none()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin import netns as nets
+from plugin.cni import netns as nets
 from tests.plugin.netns_fixtures import Netns, ip, make_netns_fixture, netns_fixture, requires_netns  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.netns, requires_netns]

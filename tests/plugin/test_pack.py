@@ -1,5 +1,5 @@
 """The single-file ``netplex`` (a zipapp) that nodes without a virtualenv install:
-built by ``python -m plugin.pack``, it runs by itself from anywhere."""
+built by ``python -m plugin.node.pack``, it runs by itself from anywhere."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("dist") / "netplex"
-    done = subprocess.run([sys.executable, "-m", "plugin.pack", "--output", str(output)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "plugin.node.pack", "--output", str(output)], cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(output)
@@ -38,9 +38,9 @@ def test_build_holds_the_plugin_package_only_and_is_executable(zipapp: Path) -> 
     with zipfile.ZipFile(zipapp) as archive:
         names = archive.namelist()
     assert "__main__.py" in names
-    assert {"plugin/main.py", "plugin/commands.py", "plugin/k8s.py", "plugin/cache.py"} <= set(names)
-    assert "plugin/pack.py" not in names
-    assert not [n for n in names if n.startswith("plugin/install")]  # runs in its container only
+    assert {"plugin/cni/main.py", "plugin/cni/commands.py", "plugin/cni/k8s.py", "plugin/cni/cache.py"} <= set(names)
+    assert "plugin/node/pack.py" not in names
+    assert not [n for n in names if n.startswith("plugin/node/")]  # runs in its container only
     assert not [n for n in names if n.split("/")[0] not in ("plugin", "__main__.py")]
 
 
@@ -85,15 +85,15 @@ def run_verbose(app: Path, cache: Path, cwd: Path) -> subprocess.CompletedProces
 
 
 def import_of_main(stderr: str) -> str:
-    """Where ``plugin.main`` came from: a zipimporter (the archive) or a file loader (a cache)."""
-    found = [line for line in stderr.splitlines() if line.startswith("import 'plugin.main' #")]
+    """Where ``plugin.cni.main`` came from: a zipimporter (the archive) or a file loader (a cache)."""
+    found = [line for line in stderr.splitlines() if line.startswith("import 'plugin.cni.main' #")]
     assert found, stderr[-2000:]
     return found[-1]
 
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plugin import pack
+    from plugin.node import pack
 
     return pack.build(tmp_path_factory.mktemp("foreign") / "netplex", magic=OTHER_MAGIC)
 
@@ -109,12 +109,12 @@ def test_on_another_python_the_plugin_is_compiled_once_into_a_code_cache_and_run
     assert json.loads(first.stdout)["supportedVersions"][-1] == "1.1.0"
     (entry,) = cache.iterdir()
     assert entry.name.endswith("-" + importlib.util.MAGIC_NUMBER.hex())
-    assert list((entry / "plugin" / "__pycache__").glob(f"main.{sys.implementation.cache_tag}.pyc"))
+    assert list((entry / "plugin" / "cni" / "__pycache__").glob(f"main.{sys.implementation.cache_tag}.pyc"))
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
 
     second = run_verbose(foreign, cache, tmp_path)
     assert second.returncode == 0
-    assert f"# code object from '{entry}/plugin/__pycache__/main.{sys.implementation.cache_tag}.pyc'" in second.stderr
+    assert f"# code object from '{entry}/plugin/cni/__pycache__/main.{sys.implementation.cache_tag}.pyc'" in second.stderr
     assert "zipimporter" not in import_of_main(second.stderr)
 
 

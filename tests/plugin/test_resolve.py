@@ -1,4 +1,4 @@
-"""From configuration and selections to the delegates to run (``plugin.resolve``): where
+"""From configuration and selections to the delegates to run (``plugin.cni.resolve``): where
 each network's config comes from, what is injected into it, and what is refused."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from plugin import config, resolve, selection
+from plugin.cni import config, resolve
+from plugin.model import selection
 from tests.k8sapi import make_nad
 
 BRIDGE = {"cniVersion": "1.0.0", "type": "bridge", "bridge": "br-x"}

@@ -1,4 +1,4 @@
-"""plugin.selection: the network-selection annotation, read the same way by webhook and plugin.
+"""plugin.model.selection: the network-selection annotation, read the same way by webhook and plugin.
 
 Every rule has a passing case and a failing case; failing cases assert the exact field
 path and the part of the message that carries the bad value and the fix.
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from plugin.problems import Findings, Problem
-from plugin.selection import (
+from plugin.model.problems import Findings, Problem
+from plugin.model.selection import (
     CLUSTER_INTERFACE,
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -1103,7 +1103,7 @@ def test_an_absent_default_network_annotation_selects_nothing() -> None:
 
 def test_importing_selection_loads_only_the_standard_library() -> None:
     code = (
-        "import sys; before = set(sys.modules); import plugin.selection; "
+        "import sys; before = set(sys.modules); import plugin.model.selection; "
         "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
         "print(sorted(m for m in new if m not in sys.stdlib_module_names and m not in ('plugin', '_distutils_hack')))"
     )

@@ -1,4 +1,4 @@
-"""Properties of plugin.selection: it never raises, and what it writes it reads back the same."""
+"""Properties of plugin.model.selection: it never raises, and what it writes it reads back the same."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.selection import (
+from plugin.model.selection import (
     BANDWIDTH_KEYS,
     KNOWN_KEYS,
     SelectionResult,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin import status
-from plugin.status import NetworkStatus, StatusError
+from plugin.cni import status
+from plugin.cni.status import NetworkStatus, StatusError
 
 AT = "metadata.annotations[k8s.v1.cni.cncf.io/network-status]"
 NETNS = "/var/run/netns/cni-1234"

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from plugin.problems import Problem
+from plugin.model.problems import Problem
 from webhook import server as webhook_server
 from webhook import tls
 from webhook.app import create_app

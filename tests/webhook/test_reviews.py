@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.problems import Problem
+from plugin.model.problems import Problem
 from webhook import reviews
 from webhook.reviews import BadReview, parse_review, render, render_warnings
 from webhook.verdicts import allowed, denied, patched

@@ -8,8 +8,8 @@ Start-up cost is paid once per pod sandbox, so this module imports nothing but `
 at the top: VERSION and the "about" text (no ``CNI_COMMAND``) answer from constants,
 without ``json``, ``re``, ``typing`` or ``logging``. Every other verb imports what it
 needs when it runs; ``ssl`` and ``http.client`` only when the API server is actually
-called (``plugin.k8s``): never for a DEL that finds its cache entry, and for STATUS only
-when ``clusterNetwork`` is a bare name (which may be a NAD). ``python -m plugin.pack``
+called (``plugin.cni.k8s``): never for a DEL that finds its cache entry, and for STATUS only
+when ``clusterNetwork`` is a bare name (which may be a NAD). ``python -m plugin.node.pack``
 builds the same entry point as one executable file (a zipapp) for nodes.
 
 Order of checks, as skel (cni.md §10.10): the ``CNI_*`` environment (code 4, every
@@ -21,7 +21,7 @@ Decisions:
 - VERSION ignores stdin and answers ``cniVersion`` 1.1.0, as skel does (cni.md §4.5):
   a runtime's decoder only needs a version it knows, and a VERSION run by hand from a
   terminal does not hang waiting for input.
-- netplex accepts its own configuration in 0.3.0 … 1.1.0 (``plugin.cni.PLUGIN_VERSIONS``);
+- netplex accepts its own configuration in 0.3.0 … 1.1.0 (``plugin.cni.protocol.PLUGIN_VERSIONS``);
   like skel, CHECK needs 0.4.0 or later and GC and STATUS 1.1.0 (code 1). The
   delegates' versions are independent of it; results are converted to the version the
   runtime asked for.
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import IO
 
-    from plugin.commands import Environment
-    from plugin.config import PluginConfig
+    from plugin.cni.commands import Environment
+    from plugin.cni.config import PluginConfig
 
 VERSION = "0.1.0"
-# Equal to plugin.cni.PLUGIN_VERSIONS (a test keeps them equal); repeated here so that
+# Equal to plugin.cni.protocol.PLUGIN_VERSIONS (a test keeps them equal); repeated here so that
 # VERSION does not import the protocol module.
 PLUGIN_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 _QUOTED = ", ".join(f'"{v}"' for v in PLUGIN_VERSIONS)
@@ -66,7 +66,7 @@ def main(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str]
          *, env_factory: Callable[[Mapping[str, str]], Environment] | None = None) -> int:
     """Run one CNI command; the exit status (0 success, 1 a CNI error printed on stdout).
 
-    ``env_factory`` builds the :class:`plugin.commands.Environment` from ``environ``
+    ``env_factory`` builds the :class:`plugin.cni.commands.Environment` from ``environ``
     (the test seam for delegate execution, timeouts and the device-info directory).
     """
     command = environ.get("CNI_COMMAND", "")
@@ -84,21 +84,21 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
     import json
     import logging
 
-    from plugin import cni
+    from plugin.cni import protocol
 
     logger = logging.getLogger("netplex")
     saved = (logger.propagate, logger.level)  # restored: main() may run inside a bigger process
     version = ""  # the request's cniVersion, once known
     handlers: list[logging.Handler] = []
     try:
-        inv = cni.read_invocation(environ)
+        inv = protocol.read_invocation(environ)
         data = _decode_config(_read_stdin(stdin))
         asked = data.get("cniVersion") if isinstance(data, dict) else None
-        version = asked if isinstance(asked, str) and asked in cni.SUPPORTED_VERSIONS else ""
+        version = asked if isinstance(asked, str) and asked in protocol.SUPPORTED_VERSIONS else ""
         cfg = _parse_config(data)
         handlers = _setup_logging(cfg, stderr)
         _check_version(cfg.cni_version, inv.command)
-        from plugin import commands
+        from plugin.cni import commands
 
         env = env_factory(environ) if env_factory is not None else commands.Environment(environ)
         if inv.command == "ADD":
@@ -113,7 +113,7 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
         elif inv.command == "STATUS":
             commands.cmd_status(cfg, inv, env)
         return 0
-    except cni.CniError as exc:
+    except protocol.CniError as exc:
         stdout.write(exc.to_json(version) + "\n")
         if handlers:
             logger.error("%s failed: %s", command, exc)
@@ -125,7 +125,7 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
             import traceback
 
             traceback.print_exc(file=stderr)
-        error = cni.CniError(cni.INTERNAL, f"internal error during {command}: {type(exc).__name__}: {exc}")
+        error = protocol.CniError(protocol.INTERNAL, f"internal error during {command}: {type(exc).__name__}: {exc}")
         stdout.write(error.to_json(version) + "\n")
         return 1
     finally:
@@ -137,47 +137,47 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
 
 
 def _read_stdin(stdin: IO[bytes] | IO[str]) -> bytes:
-    from plugin import cni
+    from plugin.cni import protocol
 
     try:
         data = stdin.read()
     except (OSError, ValueError) as exc:
-        raise cni.CniError(cni.IO_FAILURE, "cannot read the network configuration from stdin", str(exc)) from exc
+        raise protocol.CniError(protocol.IO_FAILURE, "cannot read the network configuration from stdin", str(exc)) from exc
     return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
 
 
 def _decode_config(raw: bytes) -> object:
     import json
 
-    from plugin import cni
+    from plugin.cni import protocol
 
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise cni.CniError(cni.DECODE_FAILURE, "error decoding the network configuration from stdin",
+        raise protocol.CniError(protocol.DECODE_FAILURE, "error decoding the network configuration from stdin",
                            f"{exc}; the runtime must pass the netplex configuration as a JSON object") from exc
 
 
 def _parse_config(data: object) -> PluginConfig:
-    from plugin import cni
-    from plugin.config import ConfigError, parse_plugin_config
+    from plugin.cni import protocol
+    from plugin.cni.config import ConfigError, parse_plugin_config
 
     try:
         return parse_plugin_config(data)
     except ConfigError as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, f"invalid netplex configuration: {exc}") from exc
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"invalid netplex configuration: {exc}") from exc
 
 
 def _check_version(version: str, command: str) -> None:
-    from plugin import cni
+    from plugin.cni import protocol
 
     if version not in PLUGIN_VERSIONS:
         shown = f'"{version}"' if version else "missing (which means 0.1.0)"
-        raise cni.CniError(cni.INCOMPATIBLE_VERSION, "incompatible CNI versions",
+        raise protocol.CniError(protocol.INCOMPATIBLE_VERSION, "incompatible CNI versions",
                            f"config is {shown}, plugin supports [{' '.join(PLUGIN_VERSIONS)}]")
     since = VERB_SINCE.get(command)
-    if since is not None and cni.parse_version(version) < since:
-        raise cni.CniError(cni.INCOMPATIBLE_VERSION, f"config version does not allow {command}",
+    if since is not None and protocol.parse_version(version) < since:
+        raise protocol.CniError(protocol.INCOMPATIBLE_VERSION, f"config version does not allow {command}",
                            f'config is "{version}"; {command} needs {".".join(map(str, since))} or later')
 
 

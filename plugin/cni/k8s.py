@@ -29,7 +29,7 @@ Exceptions::
      └── PodUidMismatch               the pod by that name is another pod (status 409)
     TransportError(Exception)         raised by a Transport when there is no HTTP answer;
                                       the Client turns it into ConnectionFailed
-    plugin.kubeconfig.KubeconfigError raised by client_from_config for an unusable config
+    plugin.cni.kubeconfig.KubeconfigError raised by client_from_config for an unusable config
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from urllib.parse import quote, urlsplit
 
-from plugin import kubeconfig
-from plugin.kubeconfig import Connection
+from plugin.cni import kubeconfig
+from plugin.cni.kubeconfig import Connection
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -452,7 +452,7 @@ def client_from_config(
     """A client for ``kubeconfig_path`` (or in-cluster), or None when there is no Kubernetes.
 
     The configuration is resolved now, so a broken kubeconfig fails here with a
-    :class:`~plugin.kubeconfig.KubeconfigError`, and again before every request.
+    :class:`~plugin.cni.kubeconfig.KubeconfigError`, and again before every request.
     ``kw`` goes to :class:`Client` (timeout, transport, attempts, ...).
     """
     first = kubeconfig.resolve(kubeconfig_path, environ=environ, token_path=token_path, ca_path=ca_path)

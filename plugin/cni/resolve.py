@@ -1,7 +1,7 @@
 """From a pod's selections and the plugin's configuration to the list of delegates to run.
 
-Everything that decides *what* runs lives here; *running* it is ``plugin.chain`` and the
-order of events is ``plugin.commands``. Inputs that need I/O (the API client, files in
+Everything that decides *what* runs lives here; *running* it is ``plugin.cni.chain`` and the
+order of events is ``plugin.cni.commands``. Inputs that need I/O (the API client, files in
 ``confDir``, the kubelet checkpoint) are passed in, so each rule is testable on its own.
 
 Order of the delegates (as Multus): the cluster network (``clusterNetwork`` or
@@ -12,7 +12,7 @@ Interface names: the cluster network gets the runtime's ``CNI_IFNAME``; the sele
 get the names the shared selection parser gives them (the webhook computes the same
 ones); the configured extra networks then take the first ``netN`` nobody uses
 (:func:`name_extra_interfaces`). Multus numbers every delegate by its position in one
-list instead, so names can differ from Multus' (see ``plugin.selection``).
+list instead, so names can differ from Multus' (see ``plugin.model.selection``).
 
 What is injected into a network's configuration (everything else is kept as written):
 the NAD's name when the config has none (NPWG-5), the selection's ``cni-args`` into every
@@ -35,8 +35,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from plugin import netconf, selection
-from plugin.config import PluginConfig
+from plugin.cni.config import PluginConfig
+from plugin.model import netconf, selection
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:

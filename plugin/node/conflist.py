@@ -1,8 +1,8 @@
 """The node's primary CNI config, and the netplex conflist generated from it (pure decisions).
 
-The node installer (``plugin.install``) reads the files; this module only decides. It is
+The node installer (``plugin.node.install``) reads the files; this module only decides. It is
 standard library only like the rest of ``plugin/``, and checks the primary with the
-plugin's own parser (``plugin.netconf``): the primary is what netplex will run as the
+plugin's own parser (``plugin.model.netconf``): the primary is what netplex will run as the
 cluster network on every ADD, so if the plugin would refuse it, the installer refuses it
 first and says so, instead of every pod on the node failing later (one parser, one verdict).
 
@@ -42,8 +42,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plugin import netconf
-from plugin.problems import type_name
+from plugin.model import netconf
+from plugin.model.problems import type_name
 
 OUR_CONFLIST = "00-netplex.conflist"
 NETWORK_NAME = "netplex"

@@ -6,7 +6,7 @@ file, or a ``delegates`` entry) before it executes anything. So whatever the plu
 would refuse is refused at admission, with the field path and the fix.
 
 What it returns is a :class:`NetConfResult`: the normalized conflist that the plugin
-executes, plus errors and warnings as :class:`plugin.problems.Problem` values. Nothing
+executes, plus errors and warnings as :class:`plugin.model.problems.Problem` values. Nothing
 here raises on bad input; arbitrary text and arbitrary JSON values give problems.
 
 The rules and where they come from (spec/cni.md, spec/npwg.md):
@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from plugin.names import (
+from plugin.model.names import (
     CNI_NAME_RULE,
     TYPE_RULE,
     check_cidr,
@@ -45,8 +45,10 @@ from plugin.names import (
     parse_cidr,
     plugin_type_problem,
 )
-from plugin.names import PLUGIN_TYPE_RE as PLUGIN_TYPE_RE  # re-exported: the rule lives in names
-from plugin.problems import Collector, Findings, Problem, show, type_name
+from plugin.model.names import (
+    PLUGIN_TYPE_RE as PLUGIN_TYPE_RE,  # re-exported: the rule lives in names
+)
+from plugin.model.problems import Collector, Findings, Problem, show, type_name
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -212,7 +214,7 @@ def _show(value: object) -> str:
 
 
 def _check_value(check: Callable[[object], str | None], value: object) -> str | None:
-    """Run a ``plugin.names`` check; it renders the value, which may be too deep to render."""
+    """Run a ``plugin.model.names`` check; it renders the value, which may be too deep to render."""
     try:
         return check(value)
     except RecursionError:

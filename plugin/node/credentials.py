@@ -23,13 +23,13 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from plugin.kubeconfig import service_url
+from plugin.cni.kubeconfig import service_url
 
 KUBECONFIG_NAME = "netplex.kubeconfig"
 CONTEXT = "netplex"
 
 
-server_url = service_url  # the URL the plugin itself builds in-cluster (plugin.kubeconfig)
+server_url = service_url  # the URL the plugin itself builds in-cluster (plugin.cni.kubeconfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +42,10 @@ class ServiceAccount:
 
 
 def render(server: str, account: ServiceAccount) -> bytes:
-    """Kubeconfig YAML that both kubectl and ``plugin.kubeconfig`` read.
+    """Kubeconfig YAML that both kubectl and ``plugin.cni.kubeconfig`` read.
 
     Strings are JSON-quoted, which is valid double-quoted YAML and inside the subset that
-    ``plugin.kubeconfig`` parses; stable output means no rewrite while nothing changed.
+    ``plugin.cni.kubeconfig`` parses; stable output means no rewrite while nothing changed.
     """
     q = json.dumps
     ca = base64.b64encode(account.ca).decode("ascii")

@@ -28,7 +28,7 @@ Decisions where libcni leaves a choice:
   only honest answer. The version is tested before ``disableCheck``, as in libcni.
 - GC and STATUS of a list below 1.1.0 return silently (libcni), as does GC with
   ``disableGC``. libcni's GC first DELs the stale attachments of its own result
-  cache; here that cache belongs to the caller (``plugin.commands``), which does it.
+  cache; here that cache belongs to the caller (``plugin.cni.commands``), which does it.
 - Every plugin's ``type`` is checked to be a bare file name before the first plugin
   runs (``CniError(7)``), so a list with one bad entry changes nothing on the node.
 - A stored DEL ``prevResult`` that cannot be converted to the list's version is
@@ -40,11 +40,11 @@ Decisions where libcni leaves a choice:
 Exceptions::
 
     Exception
-    ├── plugin.cni.CniError            the list itself is unusable (no plugins, a bad
+    ├── plugin.cni.protocol.CniError            the list itself is unusable (no plugins, a bad
     │                                  version, a bad flag), CHECK below 0.4.0, a plugin
     │                                  that cannot be found; GC and validate() raise one
     │                                  CniError that lists every plugin's failure
-    └── plugin.delegate.DelegateError  a plugin failed (ADD, DEL, CHECK, STATUS): its
+    └── plugin.cni.delegate.DelegateError  a plugin failed (ADD, DEL, CHECK, STATUS): its
                                        own code and message, with ``.plugin`` set
 """
 
@@ -55,9 +55,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from plugin import cni, delegate
-from plugin.delegate import DelegateError, ExecFn
-from plugin.names import plugin_type_problem
+from plugin.cni import delegate, protocol
+from plugin.cni.delegate import DelegateError, ExecFn
+from plugin.model.names import plugin_type_problem
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -101,20 +101,20 @@ def select_version(conflist: Mapping[str, Any]) -> str:
     """
     raw_version = conflist.get("cniVersion")
     if raw_version is not None and not isinstance(raw_version, str):
-        raise cni.CniError(cni.INVALID_CONFIG, "cniVersion must be a string", f"got {json.dumps(raw_version)}")
+        raise protocol.CniError(protocol.INVALID_CONFIG, "cniVersion must be a string", f"got {json.dumps(raw_version)}")
     version = raw_version or LEGACY_VERSION
     listed = conflist.get("cniVersions")
     if listed is None:
         _parse(version, "cniVersion")
         return version
     if not isinstance(listed, list):
-        raise cni.CniError(cni.INVALID_CONFIG, "cniVersions must be a list of version strings",
+        raise protocol.CniError(protocol.INVALID_CONFIG, "cniVersions must be a list of version strings",
                            f"got {json.dumps(listed)}")
-    newest = cni.parse_version(cni.LATEST_VERSION)
+    newest = protocol.parse_version(protocol.LATEST_VERSION)
     candidates: list[tuple[tuple[int, int, int], str]] = []
     for position, entry in enumerate(listed):
         if not isinstance(entry, str):
-            raise cni.CniError(cni.INVALID_CONFIG, f"cniVersions[{position}] must be a string",
+            raise protocol.CniError(protocol.INVALID_CONFIG, f"cniVersions[{position}] must be a string",
                                f"got {json.dumps(entry)}")
         parsed = _parse(entry, f"cniVersions[{position}]")
         if parsed <= newest:
@@ -123,17 +123,17 @@ def select_version(conflist: Mapping[str, Any]) -> str:
     if parsed_version <= newest:
         candidates.append((parsed_version, version))
     if not candidates:
-        raise cni.CniError(cni.INCOMPATIBLE_VERSION, "no supported version in cniVersion and cniVersions",
+        raise protocol.CniError(protocol.INCOMPATIBLE_VERSION, "no supported version in cniVersion and cniVersions",
                            f"got {json.dumps(version)} and {json.dumps(listed)}; "
-                           f"supported: {', '.join(cni.SUPPORTED_VERSIONS)}")
+                           f"supported: {', '.join(protocol.SUPPORTED_VERSIONS)}")
     return max(candidates)[1]
 
 
 def _parse(version: str, where: str) -> tuple[int, int, int]:
     try:
-        return cni.parse_version(version)
-    except cni.CniError as exc:  # code 1, as cni.parse_version decided
-        raise cni.CniError(exc.code, f"{where}: {exc.msg}", exc.details) from exc
+        return protocol.parse_version(version)
+    except protocol.CniError as exc:  # code 1, as protocol.parse_version decided
+        raise protocol.CniError(exc.code, f"{where}: {exc.msg}", exc.details) from exc
 
 
 def plugins_of(conflist: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -145,18 +145,18 @@ def plugins_of(conflist: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """
     plugins = [conflist] if "plugins" not in conflist and "type" in conflist else conflist.get("plugins")
     if not isinstance(plugins, list) or not plugins:
-        raise cni.CniError(cni.INVALID_CONFIG, f"network {json.dumps(conflist.get('name'))} has no plugins",
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"network {json.dumps(conflist.get('name'))} has no plugins",
                            "plugins must be a non-empty list of plugin objects")
     for position, plugin in enumerate(plugins):
         if not isinstance(plugin, Mapping):
-            raise cni.CniError(cni.INVALID_CONFIG, f"plugins[{position}] must be an object",
+            raise protocol.CniError(protocol.INVALID_CONFIG, f"plugins[{position}] must be an object",
                                f"got {json.dumps(plugin)}")
         if not isinstance(plugin.get("type"), str) or not plugin["type"]:
-            raise cni.CniError(cni.INVALID_CONFIG, f"plugins[{position}].type must be a non-empty string",
+            raise protocol.CniError(protocol.INVALID_CONFIG, f"plugins[{position}].type must be a non-empty string",
                                f"got {json.dumps(plugin.get('type'))}")
         problem = plugin_type_problem(plugin["type"])
         if problem is not None:  # before any plugin runs: half a chain is worse than none
-            raise cni.CniError(cni.INVALID_CONFIG,
+            raise protocol.CniError(protocol.INVALID_CONFIG,
                                f"plugins[{position}]: refusing to run plugin type {json.dumps(plugin['type'])}",
                                problem)
     return list(plugins)
@@ -225,8 +225,8 @@ def delete(conflist: Mapping[str, Any], att: Attachment, prev_result: Mapping[st
     prev: dict[str, Any] | None = None
     if prev_result is not None and _parse(version, "cniVersion") >= PREV_RESULT_ON_DEL_SINCE:
         try:
-            prev = cni.convert_result(prev_result, version)
-        except cni.CniError as exc:
+            prev = protocol.convert_result(prev_result, version)
+        except protocol.CniError as exc:
             log.warning("deleting %s without prevResult: the stored result cannot be converted to %s: %s",
                         conflist.get("name"), version, getattr(exc, "msg", exc))
     for plugin in reversed(plugins_of(conflist)):
@@ -244,7 +244,7 @@ def check(conflist: Mapping[str, Any], att: Attachment, prev_result: Mapping[str
     """
     version = select_version(conflist)
     if _parse(version, "cniVersion") < CHECK_SINCE:
-        raise cni.CniError(cni.INCOMPATIBLE_VERSION,
+        raise protocol.CniError(protocol.INCOMPATIBLE_VERSION,
                            f"configuration version {json.dumps(version)} does not support the CHECK command",
                            "CHECK exists since CNI 0.4.0")
     if flag(conflist, "disableCheck"):
@@ -252,9 +252,9 @@ def check(conflist: Mapping[str, Any], att: Attachment, prev_result: Mapping[str
     prev = None
     if prev_result is not None:
         try:
-            prev = cni.convert_result(prev_result, version)
-        except cni.CniError as exc:
-            raise cni.CniError(exc.code, f"the stored result cannot be converted to {version}: {exc.msg}",
+            prev = protocol.convert_result(prev_result, version)
+        except protocol.CniError as exc:
+            raise protocol.CniError(exc.code, f"the stored result cannot be converted to {version}: {exc.msg}",
                                exc.details) from exc
     for plugin in plugins_of(conflist):
         _run(plugin, conflist, "CHECK", att, prev, version, dirs=dirs, environ=environ, exec_fn=exec_fn,
@@ -278,13 +278,13 @@ def gc(conflist: Mapping[str, Any], valid_attachments: Sequence[Mapping[str, str
              for a in valid_attachments]
     extra = dict.fromkeys(VALID_ATTACHMENTS_KEYS, valid)
     plugins = plugins_of(conflist)
-    failures: list[cni.CniError | DelegateError] = []
+    failures: list[protocol.CniError | DelegateError] = []
     for plugin in plugins:
         request = build_request(plugin, conflist, capability_args={}, prev_result=None, extra=extra)
         try:
             delegate.invoke(plugin["type"], "GC", request, dirs=dirs, environ=environ, request_version=version,
                             timeout=timeout, exec_fn=exec_fn, retry_interval=retry_interval)
-        except (DelegateError, cni.CniError) as exc:
+        except (DelegateError, protocol.CniError) as exc:
             log.warning("GC of %s: %s: %s", conflist.get("name"), plugin["type"], exc)
             failures.append(exc)
     if failures:
@@ -315,7 +315,7 @@ def validate(conflist: Mapping[str, Any], *, dirs: Sequence[str], environ: Mappi
     """
     version = select_version(conflist)
     plugins = plugins_of(conflist)
-    failures: list[cni.CniError | DelegateError] = []
+    failures: list[protocol.CniError | DelegateError] = []
     capabilities: set[str] = set()
     for plugin in plugins:
         declared = plugin.get("capabilities")
@@ -324,11 +324,11 @@ def validate(conflist: Mapping[str, Any], *, dirs: Sequence[str], environ: Mappi
         try:
             supported = delegate.version_info(plugin["type"], dirs=dirs, environ=environ, timeout=timeout,
                                               exec_fn=exec_fn, retry_interval=retry_interval)
-        except (DelegateError, cni.CniError) as exc:
+        except (DelegateError, protocol.CniError) as exc:
             failures.append(exc)
             continue
         if version not in supported:
-            failures.append(DelegateError(cni.INCOMPATIBLE_VERSION,
+            failures.append(DelegateError(protocol.INCOMPATIBLE_VERSION,
                                           f"plugin {plugin['type']} does not support config version "
                                           f"{json.dumps(version)}",
                                           f"it supports {', '.join(supported)}",
@@ -348,30 +348,30 @@ def flag(conflist: Mapping[str, Any], key: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise cni.CniError(cni.INVALID_CONFIG, f"{key} must be true or false",
+    raise protocol.CniError(protocol.INVALID_CONFIG, f"{key} must be true or false",
                        f'got {json.dumps(value)}; use a boolean or the strings "true"/"false"')
 
 
 def joined_error(what: str, plugins: Sequence[Mapping[str, Any]],
-                 failures: Sequence[cni.CniError | DelegateError]) -> cni.CniError:
+                 failures: Sequence[protocol.CniError | DelegateError]) -> protocol.CniError:
     """One error for several plugins: their shared code (999 when they differ), a count,
     and each plugin's own message in ``details``."""
     codes = {f.code for f in failures}
-    code = codes.pop() if len(codes) == 1 else cni.INTERNAL
+    code = codes.pop() if len(codes) == 1 else protocol.INTERNAL
     lines = []
     for f in failures:
         who = f.plugin if isinstance(f, DelegateError) and f.plugin else "plugin"
         text = f"{who}: {f.msg}"
         lines.append(f"{text}: {f.details}" if f.details else text)
-    return cni.CniError(code or cni.INTERNAL, f"{what}: {len(failures)} of {len(plugins)} plugins failed",
+    return protocol.CniError(code or protocol.INTERNAL, f"{what}: {len(failures)} of {len(plugins)} plugins failed",
                         "; ".join(lines))
 
 
 def _as_version(result: dict[str, Any], version: str, plugin_type: str) -> dict[str, Any]:
     """A plugin's result in the list's version, ready to be the next prevResult."""
     try:
-        return cni.convert_result(result, version)
-    except cni.CniError as exc:
+        return protocol.convert_result(result, version)
+    except protocol.CniError as exc:
         raise DelegateError(exc.code, f'plugin "{plugin_type}" returned a result that cannot be read as '
                             f"{version}: {exc.msg}", exc.details, plugin=plugin_type, command="ADD") from exc
 

@@ -18,7 +18,7 @@ Two levels of strictness, on purpose:
 Exceptions::
 
     ValueError
-    └── StatusError     carries .problems (plugin.problems.Problem), one line each
+    └── StatusError     carries .problems (plugin.model.problems.Problem), one line each
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from plugin import cni
-from plugin.names import check_interface_name, check_ip, check_ip_or_cidr, parse_cidr
-from plugin.problems import ANNOTATION_PATH, Problem, show, type_name
+from plugin.cni import protocol
+from plugin.model.names import check_interface_name, check_ip, check_ip_or_cidr, parse_cidr
+from plugin.model.problems import ANNOTATION_PATH, Problem, show, type_name
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -534,8 +534,8 @@ def from_cni_result(
     Raises :class:`StatusError` when the result cannot be decoded.
     """
     try:
-        canonical = cni.convert_result(result, cni.LATEST_VERSION)
-    except cni.CniError as err:
+        canonical = protocol.convert_result(result, protocol.LATEST_VERSION)
+    except protocol.CniError as err:
         raise StatusError(
             [Problem("", f"the CNI result for {show(name)} cannot be read ({err})")]
         ) from None

@@ -1,10 +1,10 @@
 """Build the plugin as one executable file for nodes that have python3 but no virtualenv.
 
-    python -m plugin.pack --output dist/netplex
+    python -m plugin.node.pack --output dist/netplex
 
 The result is a zipapp (PEP 441) holding only the ``plugin`` package (standard library
 only, so nothing else is needed on the node) with ``#!/usr/bin/env python3`` and
-``plugin.main:console_main`` as entry point. The node installer copies it to
+``plugin.cni.main:console_main`` as entry point. The node installer copies it to
 ``/opt/cni/bin/netplex``. Byte-compiled files are included so a cold start does not
 compile on every pod.
 
@@ -31,13 +31,12 @@ import tempfile
 import zipapp
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
-SKIP = {"pack.py", "__pycache__"}
-SKIP_PREFIXES = ("install",)  # the node installer runs in its container, never on the node
+PACKAGE = Path(__file__).resolve().parents[1]
+SHIPPED = ("model", "cni")  # plugin/node (installer, packer) runs in its container, never on the node
 
 
 MAIN = """\
-# The netplex CNI plugin, built by `python -m plugin.pack` (see plugin/pack.py).
+# The netplex CNI plugin, built by `python -m plugin.node.pack` (see plugin/node/pack.py).
 import sys
 
 BUILD = {build!r}
@@ -87,7 +86,7 @@ def _unpack(archive, root, target):
 
 
 _use_code_cache()
-from plugin.main import console_main  # noqa: E402
+from plugin.cni.main import console_main  # noqa: E402
 
 console_main()
 """
@@ -100,11 +99,14 @@ def build(output: Path, interpreter: str = "/usr/bin/env python3", *, magic: byt
         target = staging / "plugin"
         target.mkdir(parents=True)
         digest = hashlib.sha256()
-        for source in sorted(PACKAGE.iterdir()):
-            if source.name in SKIP or source.name.startswith(SKIP_PREFIXES) or source.suffix != ".py":
-                continue
-            shutil.copy2(source, target / source.name)
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        sources = [PACKAGE / "__init__.py"]
+        for package in SHIPPED:
+            sources += sorted((PACKAGE / package).glob("*.py"))
+        for source in sources:
+            relative = source.relative_to(PACKAGE)
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / relative)
+            digest.update(str(relative).encode() + b"\0" + source.read_bytes())
         compileall.compile_dir(str(target), quiet=1, legacy=True)
         build_id = digest.hexdigest()[:16]
         (staging / "__main__.py").write_text(

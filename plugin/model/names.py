@@ -1,7 +1,7 @@
 """Validators for the names and addresses users write in annotations and NADs.
 
 Each ``check_*`` function returns ``None`` when the value is valid, or the message part
-of a :class:`plugin.problems.Problem`: what is wrong, with the value, and what would be
+of a :class:`plugin.model.problems.Problem`: what is wrong, with the value, and what would be
 accepted. Callers add the field path. The rules and where they come from:
 
 - DNS-1123 label (NAD names, namespaces, selection parts): NPWG-3, Kubernetes
@@ -14,7 +14,7 @@ accepted. Callers add the field path. The rules and where they come from:
   kernel refuses a multicast or all-zero address on an interface.
 - InfiniBand GUID: NPWG-16 (8 bytes).
 - Plugin ``type``: a bare file name in the CNI bin directories (issue 4 §6). It lives
-  here rather than in :mod:`plugin.netconf` because every delegate execution checks it,
+  here rather than in :mod:`plugin.model.netconf` because every delegate execution checks it,
   and a cached DEL should not load the NAD parser (nor ``ipaddress``) to do so.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import string
 
-from plugin.problems import show, type_name
+from plugin.model.problems import show, type_name
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:

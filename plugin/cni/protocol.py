@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from plugin.names import check_container_id, check_interface_name, check_ip, parse_cidr
-from plugin.problems import show, type_name
+from plugin.model.names import check_container_id, check_interface_name, check_ip, parse_cidr
+from plugin.model.problems import show, type_name
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:

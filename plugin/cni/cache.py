@@ -40,7 +40,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from plugin import files, names
+from plugin.cni import files
+from plugin.model import names
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Executing one CNI plugin binary, the way libcni's ``invoke`` package does.
 
 This is the only module that starts a delegate. Everything that decides *what* to send
-(the request JSON, the order of plugins) lives in :mod:`plugin.chain`; this module finds
+(the request JSON, the order of plugins) lives in :mod:`plugin.cni.chain`; this module finds
 the binary, builds the environment, runs it, and turns what came back into a result or
 a :class:`DelegateError`.
 
@@ -12,7 +12,7 @@ Process execution is injected (:data:`ExecFn`): production uses
 Exceptions::
 
     Exception
-    ├── plugin.cni.CniError        the request cannot be sent at all: the type is not a
+    ├── plugin.cni.protocol.CniError        the request cannot be sent at all: the type is not a
     │                              bare file name (code 7), or no directory holds it
     │                              (code 7, the directories searched are listed)
     └── DelegateError              the plugin ran (or was started) and failed: its own
@@ -21,7 +21,7 @@ Exceptions::
 
 Error codes chosen here (and why):
 
-- ``type`` refused by :func:`plugin.names.plugin_type_problem` → ``CniError(7)``: it
+- ``type`` refused by :func:`plugin.model.names.plugin_type_problem` → ``CniError(7)``: it
   is a configuration the webhook could have rejected, so it is "invalid configuration".
 - binary not found / not executable → ``CniError(7)``: the network configuration names
   a plugin this node cannot run; the message lists every directory searched (CNI-20).
@@ -45,8 +45,8 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from plugin import cni
-from plugin.names import plugin_type_problem
+from plugin.cni import protocol
+from plugin.model.names import plugin_type_problem
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def find_plugin(plugin_type: str, dirs: Sequence[str]) -> str:
     """
     problem = plugin_type_problem(plugin_type)
     if problem is not None:
-        raise cni.CniError(cni.INVALID_CONFIG, f"refusing to run plugin type {json.dumps(plugin_type)}",
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"refusing to run plugin type {json.dumps(plugin_type)}",
                            problem)
     searched: list[str] = []
     unusable: list[str] = []
@@ -132,7 +132,7 @@ def find_plugin(plugin_type: str, dirs: Sequence[str]) -> str:
     details = f"searched {', '.join(searched)}" if searched else "no plugin directories are configured"
     if unusable:
         details += "; " + "; ".join(unusable)
-    raise cni.CniError(cni.INVALID_CONFIG,
+    raise protocol.CniError(protocol.INVALID_CONFIG,
                        f"failed to find plugin {json.dumps(plugin_type)} in path [{':'.join(searched)}]",
                        details)
 
@@ -225,7 +225,7 @@ def _run_with_retry(run: ExecFn, path: str, env: Mapping[str, str], stdin: bytes
         try:
             return run(path, env, stdin, timeout)
         except subprocess.TimeoutExpired as exc:
-            raise DelegateError(cni.TRY_AGAIN_LATER,
+            raise DelegateError(protocol.TRY_AGAIN_LATER,
                                 f'plugin "{plugin_type}" did not finish {command} within {timeout:g}s',
                                 f"{path} was killed", plugin=plugin_type, command=command) from exc
         except OSError as exc:
@@ -308,11 +308,11 @@ def _decode_result(stdout: bytes, plugin_type: str, command: str, request_versio
     try:
         data = json.loads(stdout)
     except ValueError as exc:
-        raise DelegateError(cni.DECODE_FAILURE, f'plugin "{plugin_type}" printed a {command} result that is '
+        raise DelegateError(protocol.DECODE_FAILURE, f'plugin "{plugin_type}" printed a {command} result that is '
                             f"not JSON: {_quote(stdout, 200)}", str(exc), plugin=plugin_type,
                             command=command) from exc
     if not isinstance(data, dict):
-        raise DelegateError(cni.DECODE_FAILURE, f'plugin "{plugin_type}" printed a {command} result that is '
+        raise DelegateError(protocol.DECODE_FAILURE, f'plugin "{plugin_type}" printed a {command} result that is '
                             f"not a JSON object: {_quote(stdout, 200)}", plugin=plugin_type, command=command)
     if command == "ADD" and not data.get("cniVersion"):
         data["cniVersion"] = request_version
@@ -343,12 +343,12 @@ def _supported_versions(answer: Mapping[str, Any], plugin_type: str) -> list[str
     version = answer.get("cniVersion")
     supported = answer.get("supportedVersions")
     if not isinstance(version, str) or not version:
-        raise DelegateError(cni.DECODE_FAILURE, f'plugin "{plugin_type}" answered VERSION without cniVersion',
+        raise DelegateError(protocol.DECODE_FAILURE, f'plugin "{plugin_type}" answered VERSION without cniVersion',
                             json.dumps(answer), plugin=plugin_type, command="VERSION")
     if supported is None and version == "0.2.0":
         return ["0.1.0", "0.2.0"]  # the 0.2.0 decoder's special case
     if not isinstance(supported, list) or not supported or not all(isinstance(v, str) for v in supported):
-        raise DelegateError(cni.DECODE_FAILURE,
+        raise DelegateError(protocol.DECODE_FAILURE,
                             f'plugin "{plugin_type}" answered VERSION without a list of supportedVersions',
                             json.dumps(answer), plugin=plugin_type, command="VERSION")
     return list(supported)

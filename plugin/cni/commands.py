@@ -1,8 +1,8 @@
 """ADD, DEL, CHECK, GC and STATUS of the delegating plugin: the order of events.
 
-What runs is decided in ``plugin.resolve``, how one network configuration is executed in
-``plugin.chain``; this module puts them in order, keeps the per-sandbox cache
-(``plugin.cache``) and turns every failure into a ``plugin.cni.CniError`` that names
+What runs is decided in ``plugin.cni.resolve``, how one network configuration is executed in
+``plugin.cni.chain``; this module puts them in order, keeps the per-sandbox cache
+(``plugin.cni.cache``) and turns every failure into a ``plugin.cni.protocol.CniError`` that names
 the pod, the network and the delegate's own message.
 
 ADD is transactional. Every delegate is decided before the first one runs (a bad
@@ -22,7 +22,7 @@ checks every cached attachment (Multus checks only its configured delegates). GC
 the attachments of cached containers the runtime no longer lists and passes GC on.
 
 Concurrency (CNI-17, NPWG-36): ADD, DEL and CHECK hold the container's lock, GC the
-global one (``plugin.cache.sandbox_lock``/``gc_lock``); a lock not obtained within
+global one (``plugin.cni.cache.sandbox_lock``/``gc_lock``); a lock not obtained within
 ``Environment.lock_timeout`` is code 11 (try again later).
 
 Decisions where Multus or the specs leave a choice:
@@ -32,7 +32,7 @@ Decisions where Multus or the specs leave a choice:
   ``defaultNetworks``, with a warning, and no network-status is written. Multus returns
   a made-up empty result and attaches nothing, so the runtime believes a pod has a
   network that it does not have.
-- **Pod UID**: ``K8S_POD_UID`` must be the pod's (static pods excepted, ``plugin.k8s``);
+- **Pod UID**: ``K8S_POD_UID`` must be the pod's (static pods excepted, ``plugin.cni.k8s``);
   without it, the fetched pod's ``metadata.uid`` is used (device look-up, cache).
 - **An earlier ADD's entry** still present: the ADD is refused until the runtime DELs
   (a second ADD would fail on the existing interfaces, and its rollback would delete
@@ -70,8 +70,8 @@ Decisions where Multus or the specs leave a choice:
 - **Readiness** (``readinessindicatorfile``): ADD waits for the file (NPWG-32); STATUS
   reports its absence at once (code 50); DEL only warns; GC does not look.
 
-Exceptions: everything a command raises on purpose is a ``plugin.cni.CniError`` (the
-code and message the runtime sees); ``plugin.main`` renders it.
+Exceptions: everything a command raises on purpose is a ``plugin.cni.protocol.CniError`` (the
+code and message the runtime sees); ``plugin.cni.main`` renders it.
 """
 
 from __future__ import annotations
@@ -84,16 +84,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from plugin import cache, chain, cni
-from plugin.config import PluginConfig
-from plugin.delegate import DEFAULT_TIMEOUT, DelegateError, ExecFn
-from plugin.names import parse_cidr
+from plugin.cni import cache, chain, protocol
+from plugin.cni.config import PluginConfig
+from plugin.cni.delegate import DEFAULT_TIMEOUT, DelegateError, ExecFn
+from plugin.model.names import parse_cidr
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:  # imported where used: a DEL with a cache entry needs none of them
     from typing import Any
 
-    from plugin import resolve, selection
+    from plugin.cni import resolve
+    from plugin.model import selection
 
 log = logging.getLogger("netplex")
 
@@ -102,8 +103,8 @@ DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"
 DEFAULT_ROUTE_DST = {4: "0.0.0.0/0", 6: "::/0"}
 
 ClientFactory = Callable[[str | None, Mapping[str, str]], "Any"]
-"""``(kubeconfig path or None, environ) -> client`` (a ``plugin.k8s.Client``); may raise
-``plugin.kubeconfig.KubeconfigError``."""
+"""``(kubeconfig path or None, environ) -> client`` (a ``plugin.cni.k8s.Client``); may raise
+``plugin.cni.kubeconfig.KubeconfigError``."""
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Environment:
 
     ``environ`` is the plugin's own environment (passed on to delegates, and where the
     in-cluster ``KUBERNETES_SERVICE_*`` variables are read); ``exec_fn`` runs a delegate
-    (``plugin.delegate.ExecFn``; None = a subprocess).
+    (``plugin.cni.delegate.ExecFn``; None = a subprocess).
     """
 
     environ: Mapping[str, str]
@@ -167,10 +168,10 @@ def delegate_cni_args(args: Sequence[tuple[str, str]]) -> str:
                         "libcni-based plugins refuse (ARGS: invalid pair)", key)
             continue
         pairs.append((key, value))
-    return cni.format_cni_args([("IgnoreUnknown", "true"), *pairs])
+    return protocol.format_cni_args([("IgnoreUnknown", "true"), *pairs])
 
 
-def dirs_of(cfg: PluginConfig, inv: cni.Invocation) -> list[str]:
+def dirs_of(cfg: PluginConfig, inv: protocol.Invocation) -> list[str]:
     """``binDir`` first, then CNI_PATH, without repeats (Multus' order)."""
     seen: list[str] = []
     for d in (cfg.bin_dir, *inv.path):
@@ -181,21 +182,21 @@ def dirs_of(cfg: PluginConfig, inv: cni.Invocation) -> list[str]:
 
 def make_client(cfg: PluginConfig, env: Environment) -> Any:
     """The API client, or None when there is no Kubernetes (no ``kubeconfig`` and no
-    in-cluster environment). Nothing of ``plugin.k8s`` is imported in the second case."""
+    in-cluster environment). Nothing of ``plugin.cni.k8s`` is imported in the second case."""
     in_cluster = bool(env.environ.get("KUBERNETES_SERVICE_HOST") and env.environ.get("KUBERNETES_SERVICE_PORT"))
     if not cfg.kubeconfig and not in_cluster:
         return None
-    from plugin import kubeconfig
+    from plugin.cni import kubeconfig
 
     where = f"the kubeconfig {cfg.kubeconfig}" if cfg.kubeconfig else "the in-cluster service account"
     try:
         if env.client_factory is not None:
             return env.client_factory(cfg.kubeconfig, env.environ)
-        from plugin import k8s
+        from plugin.cni import k8s
 
         return k8s.client_from_config(cfg.kubeconfig, environ=env.environ)
     except kubeconfig.KubeconfigError as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, f"cannot use {where}", str(exc)) from exc
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"cannot use {where}", str(exc)) from exc
 
 
 @contextlib.contextmanager
@@ -214,15 +215,15 @@ def _container_lock(cfg: PluginConfig, container_id: str, env: Environment) -> I
         with cache.sandbox_lock(cfg.cni_dir, container_id, timeout=env.lock_timeout):
             yield
     except cache.LockTimeout as exc:
-        raise cni.CniError(cni.TRY_AGAIN_LATER, f"container {container_id} is busy",
+        raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
                            f"{exc} after {env.lock_timeout:g}s") from exc
 
 
-def _api_failure(exc: Exception, what: str) -> cni.CniError:
+def _api_failure(exc: Exception, what: str) -> protocol.CniError:
     """An API error as a CNI error: 11 when trying again may help, else 7."""
     status_code = getattr(exc, "status", 0)
     retry = status_code == 429 or status_code >= 500
-    return cni.CniError(cni.TRY_AGAIN_LATER if retry else cni.INVALID_CONFIG, what, str(exc))
+    return protocol.CniError(protocol.TRY_AGAIN_LATER if retry else protocol.INVALID_CONFIG, what, str(exc))
 
 
 def wait_ready(cfg: PluginConfig, env: Environment) -> None:
@@ -233,8 +234,8 @@ def wait_ready(cfg: PluginConfig, env: Environment) -> None:
     deadline = time.monotonic() + env.readiness_timeout
     while not os.path.exists(path):
         if time.monotonic() >= deadline:
-            raise cni.CniError(
-                cni.TRY_AGAIN_LATER, "cluster network not ready",
+            raise protocol.CniError(
+                protocol.TRY_AGAIN_LATER, "cluster network not ready",
                 f"readiness indicator file {path} did not appear within {env.readiness_timeout:g}s; "
                 "has the default network been installed on this node?")
         time.sleep(min(READINESS_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
@@ -250,10 +251,11 @@ class Plan:
     publish: bool = False  # write the network-status annotation
 
 
-def plan_add(cfg: PluginConfig, inv: cni.Invocation, env: Environment, client: Any, *,
+def plan_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, client: Any, *,
              with_devices: bool = True) -> Plan:
     """Decide every delegate before anything runs (so a bad selection changes nothing)."""
-    from plugin import resolve, selection
+    from plugin.cni import resolve
+    from plugin.model import selection
 
     pod = pod_ref(inv.args)
     pod_obj: Mapping[str, Any] | None = None
@@ -292,20 +294,20 @@ def plan_add(cfg: PluginConfig, inv: cni.Invocation, env: Environment, client: A
                 taken.add(sel.interface)
         extras = resolve.name_extra_interfaces(extras, taken)
     except resolve.ResolveError as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, f"{_who(pod)}cannot resolve the pod's networks", str(exc)) from exc
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"{_who(pod)}cannot resolve the pod's networks", str(exc)) from exc
     publish = (client is not None and pod is not None and pod_obj is not None
                and pod.namespace not in cfg.system_namespaces)
     return Plan(pod, [configured[0], *extras, *selected], publish)
 
 
 def _read_pod(client: Any, pod: PodRef, env: Environment) -> Mapping[str, Any] | None:
-    from plugin import k8s
+    from plugin.cni import k8s
 
     try:
         found: Mapping[str, Any] | None = k8s.wait_for_pod(
             client, pod.namespace, pod.name, pod.uid or None, attempts=env.pod_attempts, delay=env.pod_delay)
     except k8s.PodUidMismatch as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, f"{_who(pod)}{exc.message}", exc.hint) from exc
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"{_who(pod)}{exc.message}", exc.hint) from exc
     except k8s.ApiError as exc:
         raise _api_failure(exc, f"{_who(pod)}error getting pod") from exc
     return found
@@ -317,8 +319,8 @@ def _annotations(pod: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return annotations if isinstance(annotations, Mapping) else {}
 
 
-def _selection_error(pod: PodRef | None, parsed: selection.SelectionResult) -> cni.CniError:
-    return cni.CniError(cni.INVALID_CONFIG, f"{_who(pod)}invalid network selection",
+def _selection_error(pod: PodRef | None, parsed: selection.SelectionResult) -> protocol.CniError:
+    return protocol.CniError(protocol.INVALID_CONFIG, f"{_who(pod)}invalid network selection",
                         "; ".join(str(p) for p in parsed.errors))
 
 
@@ -327,7 +329,7 @@ def _nad_getter(client: Any, pod: PodRef | None) -> resolve.GetNad | None:
         return None
 
     def get_nad(namespace: str, name: str) -> Mapping[str, Any] | None:
-        from plugin import k8s
+        from plugin.cni import k8s
 
         try:
             nad: Mapping[str, Any] = client.get_nad(namespace, name)
@@ -346,7 +348,7 @@ def _device_allocator(cfg: PluginConfig, pod: PodRef) -> resolve.NextDevice:
     state: dict[str, Any] = {}
 
     def next_device(resource: str, network: str) -> str:
-        from plugin import devices, resolve
+        from plugin.cni import devices, resolve
 
         try:
             if "allocator" not in state:
@@ -362,7 +364,7 @@ def _device_allocator(cfg: PluginConfig, pod: PodRef) -> resolve.NextDevice:
 def _with_device_info(delegates: Sequence[resolve.Delegate], container_id: str,
                       env: Environment) -> list[resolve.Delegate]:
     """Each attachment with a device ID gets its CNI device-info path (NPWG-41, NPWG-43)."""
-    from plugin import devices
+    from plugin.cni import devices
 
     out = []
     for d in delegates:
@@ -379,7 +381,7 @@ def _copy_device_info(d: resolve.Delegate, env: Environment) -> None:
     """NPWG-42: the device plugin's file for this device, copied to the attachment's own."""
     if d.device_info_file is None or d.resource is None or d.device_id is None:
         return
-    from plugin import devices
+    from plugin.cni import devices
 
     source = devices.dp_device_info_path(d.resource, d.device_id, devinfo_dir=env.device_info_dir)
     try:
@@ -418,7 +420,7 @@ def _read_device_info(path: str | None) -> Mapping[str, Any] | None:
 # --------------------------------------------------------------------------------- ADD
 
 
-def cmd_add(cfg: PluginConfig, inv: cni.Invocation, env: Environment, request_version: str) -> dict[str, Any]:
+def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, request_version: str) -> dict[str, Any]:
     wait_ready(cfg, env)
     client = make_client(cfg, env)
     with _closing(client), _container_lock(cfg, inv.container_id, env):
@@ -440,11 +442,11 @@ def cmd_add(cfg: PluginConfig, inv: cni.Invocation, env: Environment, request_ve
                 _copy_device_info(d, env)
                 result = chain.add(d.conflist, _attachment(inv.container_id, d, cni_args, inv.netns), dirs=dirs,
                                    environ=env.environ, exec_fn=env.exec_fn, timeout=env.delegate_timeout)
-            except (DelegateError, cni.CniError, OSError) as exc:
+            except (DelegateError, protocol.CniError, OSError) as exc:
                 raise _add_failed(exc, plan.pod, d, entry, position + 1, cfg, inv, env, dirs) from exc
             results.append(result)
             entry = entry.with_result(position, result)
-            try:  # progress between delegates need not be fsynced (plugin.cache), the last write is
+            try:  # progress between delegates need not be fsynced (plugin.cni.cache), the last write is
                 cache.write(cfg.cni_dir, entry, durable=position == len(delegates) - 1)
             except OSError as exc:
                 raise _add_failed(exc, plan.pod, None, entry, position + 1, cfg, inv, env, dirs) from exc
@@ -456,21 +458,21 @@ def cmd_add(cfg: PluginConfig, inv: cni.Invocation, env: Environment, request_ve
                 cache.write(cfg.cni_dir, entry)
             if plan.publish:
                 _publish_status(client, plan, delegates, results, routes, inv.netns)
-        except (cni.CniError, OSError) as exc:
+        except (protocol.CniError, OSError) as exc:
             raise _add_failed(exc, plan.pod, None, entry, len(delegates), cfg, inv, env, dirs) from exc
-        return cni.convert_result(results[0], request_version)
+        return protocol.convert_result(results[0], request_version)
 
 
-def _refuse_earlier_entry(cfg: PluginConfig, inv: cni.Invocation) -> None:
+def _refuse_earlier_entry(cfg: PluginConfig, inv: protocol.Invocation) -> None:
     try:
         earlier = cache.read(cfg.cni_dir, inv.container_id)
     except cache.CacheError as exc:
-        raise cni.CniError(cni.INVALID_CONFIG, f"container {inv.container_id} has an unreadable cache entry",
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"container {inv.container_id} has an unreadable cache entry",
                            f"{exc}; the runtime must DEL the container before it ADDs it again") from exc
     if earlier is not None and earlier.attachments:
         networks = ", ".join(f"{a.network} ({a.ifname})" for a in earlier.attachments)
-        raise cni.CniError(
-            cni.INVALID_CONFIG, f"container {inv.container_id} already has networks from an earlier ADD",
+        raise protocol.CniError(
+            protocol.INVALID_CONFIG, f"container {inv.container_id} already has networks from an earlier ADD",
             f"{cache.entry_path(cfg.cni_dir, inv.container_id)} lists {networks}; the runtime must DEL "
             "the container before it ADDs it again")
 
@@ -486,17 +488,17 @@ def _attachment(container_id: str, d: resolve.Delegate, cni_args: str, netns: st
 
 
 def _add_failed(exc: Exception, pod: PodRef | None, failed: resolve.Delegate | None, entry: cache.SandboxEntry,
-                attempted: int, cfg: PluginConfig, inv: cni.Invocation, env: Environment,
-                dirs: list[str]) -> cni.CniError:
+                attempted: int, cfg: PluginConfig, inv: protocol.Invocation, env: Environment,
+                dirs: list[str]) -> protocol.CniError:
     """Roll back the ``attempted`` first attachments; the error the runtime sees."""
     problems, kept = _rollback(entry, attempted, cfg, inv, env, dirs)
-    code = getattr(exc, "code", 0) or (cni.IO_FAILURE if isinstance(exc, OSError) else cni.INTERNAL)
-    text = exc.msg if isinstance(exc, cni.CniError) else str(exc)
+    code = getattr(exc, "code", 0) or (protocol.IO_FAILURE if isinstance(exc, OSError) else protocol.INTERNAL)
+    text = exc.msg if isinstance(exc, protocol.CniError) else str(exc)
     if failed is not None:
         msg = f'{_who(pod)}error adding network "{failed.network}" (interface {failed.ifname}): {text}'
     else:  # a later step; its message names the pod already
         msg = text
-    details = [exc.details] if isinstance(exc, cni.CniError) and exc.details else []
+    details = [exc.details] if isinstance(exc, protocol.CniError) and exc.details else []
     undone = attempted - len(kept)
     if kept:
         details.append(f"rollback failed for {', '.join(kept)} (kept in the cache for the runtime's DEL): "
@@ -504,10 +506,10 @@ def _add_failed(exc: Exception, pod: PodRef | None, failed: resolve.Delegate | N
     else:
         details.append(f"rolled back: {undone} network{'s' if undone != 1 else ''} deleted again"
                        + (f" ({'; '.join(problems)})" if problems else ""))
-    return cni.CniError(code, msg, "; ".join(details))
+    return protocol.CniError(code, msg, "; ".join(details))
 
 
-def _rollback(entry: cache.SandboxEntry, attempted: int, cfg: PluginConfig, inv: cni.Invocation,
+def _rollback(entry: cache.SandboxEntry, attempted: int, cfg: PluginConfig, inv: protocol.Invocation,
               env: Environment, dirs: list[str]) -> tuple[list[str], list[str]]:
     """DEL the attempted attachments in reverse; (problems, networks kept in the entry)."""
     problems: list[str] = []
@@ -544,14 +546,14 @@ def _apply_default_routes(delegates: Sequence[resolve.Delegate], results: Sequen
         log.warning('network "%s" asks for the default route but has no gateway; routes left as they are',
                     d.network)
         return updated, {}
-    from plugin import netns as nets
+    from plugin.cni import netns as nets
 
     for family, gw in sorted(gateways.items()):
         try:
             nets.delete_default_routes(netns, family, except_ifname=None)
             nets.set_default_route(netns, d.ifname, gw, family)
         except nets.NetnsError as exc:
-            raise cni.CniError(cni.INTERNAL, f'cannot make {gw} on {d.ifname} (network "{d.network}") the '
+            raise protocol.CniError(protocol.INTERNAL, f'cannot make {gw} on {d.ifname} (network "{d.network}") the '
                                "default route", str(exc)) from exc
     for i, result in enumerate(updated):
         routes = result.get("routes")
@@ -583,7 +585,7 @@ def _publish_status(client: Any, plan: Plan, delegates: Sequence[resolve.Delegat
                     results: Sequence[Mapping[str, Any]], routes: Mapping[int, tuple[str, ...]],
                     netns: str) -> None:
     """network-status (NPWG §5): one entry per attachment, one merge patch of pods/status."""
-    from plugin import k8s, status
+    from plugin.cni import k8s, status
 
     pod = plan.pod
     assert pod is not None
@@ -594,7 +596,7 @@ def _publish_status(client: Any, plan: Plan, delegates: Sequence[resolve.Delegat
                 result, name=d.network, ifname=d.ifname, netns=netns, default=d.default,
                 device_info=_read_device_info(d.device_info_file), default_route=routes.get(position, ())))
         except status.StatusError as exc:
-            raise cni.CniError(cni.DECODE_FAILURE, f'{_who(pod)}cannot describe network "{d.network}" in '
+            raise protocol.CniError(protocol.DECODE_FAILURE, f'{_who(pod)}cannot describe network "{d.network}" in '
                                "network-status", str(exc)) from exc
     try:
         client.patch_pod_status_annotations(pod.namespace, pod.name,
@@ -627,7 +629,7 @@ def _delete_attachments(attachments: Sequence[cache.CachedAttachment], container
                          timeout=env.delegate_timeout)
         except DelegateError as exc:
             problem = f'network "{att.network}" ({att.ifname}): {exc}'
-        except (cni.CniError, ValueError) as exc:
+        except (protocol.CniError, ValueError) as exc:
             problem = f'network "{att.network}" ({att.ifname}): {exc}'
         if problem is None and att.device_info_file:
             with contextlib.suppress(FileNotFoundError):
@@ -643,7 +645,7 @@ def _decode(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def cmd_del(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
+def cmd_del(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> None:
     path = cfg.readiness_indicator_file
     if path and not os.path.exists(path):
         log.warning("readiness indicator file %s is missing; deleting anyway", path)
@@ -666,32 +668,32 @@ def cmd_del(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
         left = tuple(att for att in entry.attachments if any(att is f for f, _ in failed))
         cache.write(cfg.cni_dir, replace(entry, attachments=left))
         pod = PodRef(entry.pod_namespace, entry.pod_name, entry.pod_uid) if entry.pod_name else pod_ref(inv.args)
-        raise cni.CniError(cni.INTERNAL,
+        raise protocol.CniError(protocol.INTERNAL,
                            f"{_who(pod)}error deleting {len(failed)} of {len(entry.attachments)} networks",
                            "; ".join(str(problem) for _, problem in failed))
 
 
-def _delete_without_cache(cfg: PluginConfig, inv: cni.Invocation, env: Environment, dirs: list[str]) -> None:
+def _delete_without_cache(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, dirs: list[str]) -> None:
     """No entry: rebuild what ADD would have made and DEL it best-effort (module docstring)."""
-    from plugin import resolve
+    from plugin.cni import resolve
 
     plan: Plan | None = None
     try:
         client = make_client(cfg, env)
-    except cni.CniError as exc:
+    except protocol.CniError as exc:
         log.warning("DEL without a cache entry cannot use the API: %s", exc)
         client = None
     with _closing(client):
         if client is not None and pod_ref(inv.args) is not None:
             try:
                 plan = plan_add(cfg, inv, replace(env, pod_attempts=1, pod_delay=0.0), client, with_devices=False)
-            except cni.CniError as exc:
+            except protocol.CniError as exc:
                 log.warning("cannot rebuild the networks of container %s for DEL: %s", inv.container_id, exc)
         if plan is None:
             try:
                 get_nad = _nad_getter(client, None) if client is not None else None
                 plan = Plan(None, resolve.cluster_delegates(cfg, inv.ifname, get_nad, None)[:1])
-            except (resolve.ResolveError, cni.CniError) as exc:
+            except (resolve.ResolveError, protocol.CniError) as exc:
                 log.warning("DEL of container %s without a cache entry: cannot resolve the cluster network, "
                             "nothing deleted: %s", inv.container_id, exc)
                 return
@@ -707,35 +709,35 @@ def _delete_without_cache(cfg: PluginConfig, inv: cni.Invocation, env: Environme
 # ------------------------------------------------------------------------------- CHECK
 
 
-def cmd_check(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
+def cmd_check(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> None:
     """Every cached attachment, not only the cluster network (Multus checks only that)."""
     with _container_lock(cfg, inv.container_id, env):
         try:
             entry = cache.read(cfg.cni_dir, inv.container_id)
         except cache.CacheError as exc:
-            raise cni.CniError(cni.IO_FAILURE, "cannot read the cached attachments", str(exc)) from exc
+            raise protocol.CniError(protocol.IO_FAILURE, "cannot read the cached attachments", str(exc)) from exc
         if entry is None:
-            raise cni.CniError(cni.UNKNOWN_CONTAINER, f"container {inv.container_id} has no cached attachments",
+            raise protocol.CniError(protocol.UNKNOWN_CONTAINER, f"container {inv.container_id} has no cached attachments",
                                "CHECK needs an earlier successful ADD")
         dirs = dirs_of(cfg, inv)
         for att in entry.attachments:
             if att.result is None:
-                raise cni.CniError(cni.INVALID_CONFIG,
+                raise protocol.CniError(protocol.INVALID_CONFIG,
                                    f'network "{att.network}" ({att.ifname}) was never added successfully')
             conflist = _decode(att.config)
             version = chain.select_version(conflist)
-            if cni.parse_version(version) < chain.CHECK_SINCE:
+            if protocol.parse_version(version) < chain.CHECK_SINCE:
                 continue  # CNI-14: no CHECK below 0.4.0
             try:
                 chain.check(conflist, chain.Attachment(inv.container_id, inv.netns, att.ifname, att.cni_args,
                                                        dict(att.capability_args)),
                             att.result, dirs=dirs, environ=env.environ, exec_fn=env.exec_fn,
                             timeout=env.delegate_timeout)
-            except (DelegateError, cni.CniError) as exc:
+            except (DelegateError, protocol.CniError) as exc:
                 detail = str(exc) if isinstance(exc, DelegateError) else exc.msg
-                raise cni.CniError(exc.code or cni.INTERNAL,
+                raise protocol.CniError(exc.code or protocol.INTERNAL,
                                    f'CHECK of network "{att.network}" ({att.ifname}) failed: {detail}',
-                                   exc.details if isinstance(exc, cni.CniError) else "") from exc
+                                   exc.details if isinstance(exc, protocol.CniError) else "") from exc
 
 
 # ------------------------------------------------------------------------ GC and STATUS
@@ -747,12 +749,12 @@ def valid_attachments(raw: Mapping[str, Any]) -> list[dict[str, str]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise cni.CniError(cni.INVALID_CONFIG, "cni.dev/valid-attachments must be a list",
+        raise protocol.CniError(protocol.INVALID_CONFIG, "cni.dev/valid-attachments must be a list",
                            f"got {json.dumps(value)[:80]}")
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping) or not isinstance(item.get("containerID"), str):
-            raise cni.CniError(cni.INVALID_CONFIG, f"cni.dev/valid-attachments[{i}] needs a containerID string",
+            raise protocol.CniError(protocol.INVALID_CONFIG, f"cni.dev/valid-attachments[{i}] needs a containerID string",
                                f"got {json.dumps(item)[:80]}")
         out.append({"containerID": item["containerID"], "ifname": str(item.get("ifname", ""))})
     return out
@@ -761,7 +763,7 @@ def valid_attachments(raw: Mapping[str, Any]) -> list[dict[str, str]]:
 def _current_cluster(cfg: PluginConfig, env: Environment) -> resolve.Delegate:
     """The cluster network as configured now; the API is asked only when
     ``clusterNetwork`` is a bare name (it may be a NAD in ``multusNamespace``)."""
-    from plugin import resolve
+    from plugin.cni import resolve
 
     needs_api = cfg.cluster_network is not None and "/" not in cfg.cluster_network
     client = make_client(cfg, env) if needs_api else None
@@ -769,10 +771,10 @@ def _current_cluster(cfg: PluginConfig, env: Environment) -> resolve.Delegate:
         try:
             return resolve.cluster_delegates(cfg, "", _nad_getter(client, None), None)[0]
         except resolve.ResolveError as exc:
-            raise cni.CniError(cni.INVALID_CONFIG, "cannot resolve the cluster network", str(exc)) from exc
+            raise protocol.CniError(protocol.INVALID_CONFIG, "cannot resolve the cluster network", str(exc)) from exc
 
 
-def cmd_gc(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
+def cmd_gc(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> None:
     """CNI-33: DEL every cached container the runtime does not list, then GC the networks.
 
     The cluster network gets GC with the runtime's list; every other network of a kept
@@ -784,14 +786,14 @@ def cmd_gc(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
         with cache.gc_lock(cfg.cni_dir, timeout=env.lock_timeout):
             errors = _collect_garbage(cfg, inv, env, valid)
     except cache.LockTimeout as exc:
-        raise cni.CniError(cni.TRY_AGAIN_LATER, "garbage collection must wait",
+        raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
                            f"{exc} after {env.lock_timeout:g}s") from exc
     if errors:
-        raise cni.CniError(cni.INTERNAL, f"garbage collection finished with {len(errors)} "
+        raise protocol.CniError(protocol.INTERNAL, f"garbage collection finished with {len(errors)} "
                            f"error{'s' if len(errors) != 1 else ''}", "; ".join(errors))
 
 
-def _collect_garbage(cfg: PluginConfig, inv: cni.Invocation, env: Environment,
+def _collect_garbage(cfg: PluginConfig, inv: protocol.Invocation, env: Environment,
                      valid: list[dict[str, str]]) -> list[str]:
     keep = {v["containerID"] for v in valid}
     dirs = dirs_of(cfg, inv)
@@ -822,7 +824,7 @@ def _collect_garbage(cfg: PluginConfig, inv: cni.Invocation, env: Environment,
         try:
             chain.gc(conflist, attachments, dirs=dirs, environ=env.environ, exec_fn=env.exec_fn,
                      timeout=env.delegate_timeout)
-        except (DelegateError, cni.CniError) as exc:
+        except (DelegateError, protocol.CniError) as exc:
             errors.append(f'GC of network "{conflist.get("name")}": {exc}')
     return errors
 
@@ -836,7 +838,7 @@ def _gc_targets(cfg: PluginConfig, env: Environment, valid: list[dict[str, str]]
         cluster = _current_cluster(cfg, env)
         cluster_name = cluster.conflist.get("name")
         targets.append((cluster.conflist, list(valid)))
-    except cni.CniError as exc:
+    except protocol.CniError as exc:
         errors.append(f"GC of the cluster network: {exc}")
     others: dict[str, tuple[Mapping[str, Any], list[dict[str, str]]]] = {}
     for entry in kept:
@@ -856,21 +858,21 @@ def _gc_targets(cfg: PluginConfig, env: Environment, valid: list[dict[str, str]]
     return targets
 
 
-def cmd_status(cfg: PluginConfig, inv: cni.Invocation, env: Environment) -> None:
+def cmd_status(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> None:
     """Ready when the readiness file exists and the cluster network answers STATUS."""
     path = cfg.readiness_indicator_file
     if path and not os.path.exists(path):
-        raise cni.CniError(cni.NOT_AVAILABLE, "cluster network not ready",
+        raise protocol.CniError(protocol.NOT_AVAILABLE, "cluster network not ready",
                            f"readiness indicator file {path} does not exist")
     try:
         cluster = _current_cluster(cfg, env)
-    except cni.CniError as exc:
-        raise cni.CniError(cni.NOT_AVAILABLE, exc.msg, exc.details) from exc
+    except protocol.CniError as exc:
+        raise protocol.CniError(protocol.NOT_AVAILABLE, exc.msg, exc.details) from exc
     try:
         chain.status(cluster.conflist, dirs=dirs_of(cfg, inv), environ=env.environ, exec_fn=env.exec_fn,
                      timeout=env.delegate_timeout)
-    except (DelegateError, cni.CniError) as exc:
-        code = exc.code if exc.code in (cni.NOT_AVAILABLE, cni.NOT_AVAILABLE_LIMITED) else cni.NOT_AVAILABLE
+    except (DelegateError, protocol.CniError) as exc:
+        code = exc.code if exc.code in (protocol.NOT_AVAILABLE, protocol.NOT_AVAILABLE_LIMITED) else protocol.NOT_AVAILABLE
         detail = str(exc) if isinstance(exc, DelegateError) else exc.msg
-        raise cni.CniError(code, f'cluster network "{cluster.network}" is not available: {detail}',
-                           exc.details if isinstance(exc, cni.CniError) else "") from exc
+        raise protocol.CniError(code, f'cluster network "{cluster.network}" is not available: {detail}',
+                           exc.details if isinstance(exc, protocol.CniError) else "") from exc

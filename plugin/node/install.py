@@ -13,16 +13,16 @@ Runs in the plugin DaemonSet's container (as root, with the host's ``/`` at
 One reconcile, in order (each step is skipped when nothing changed; the first failing
 step makes the node not ready, with one log line saying why and what to do):
 
-1. copy the plugin zipapp (``--plugin``, built by ``python -m plugin.pack``) to
+1. copy the plugin zipapp (``--plugin``, built by ``python -m plugin.node.pack``) to
    ``<cni-bin-dir>/netplex``, atomically, mode 0755;
-2. run it inside the host exactly as the runtime will (``plugin.install_host``); a host
+2. run it inside the host exactly as the runtime will (``plugin.node.host``); a host
    that cannot run it (no python3 >= 3.11, chroot impossible) gets no netplex config:
    ours is removed if present, because a conflist naming a plugin that cannot start
    would break every pod sandbox on the node;
 3. write the kubeconfig (token and CA inline, 0600) from the pod's service account
-   (``plugin.install_kubeconfig``), warning when the token nears expiry unrotated;
+   (``plugin.node.credentials``), warning when the token nears expiry unrotated;
 4. generate ``00-netplex.conflist`` from the node's primary CNI config
-   (``plugin.install_conf``). With no primary at all, ours is removed too: the node's
+   (``plugin.node.conflist``). With no primary at all, ours is removed too: the node's
    network readiness then stays what the primary network plugin says (Cilium, for one,
    removes its config on purpose while its agent is down). A primary that is invalid
    only for a moment (a non-atomic rewrite) keeps our last good conflist.
@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
-from plugin import install_conf, install_host, install_kubeconfig
-from plugin.install_kubeconfig import ServiceAccount
+from plugin.node import conflist, credentials, host
+from plugin.node.credentials import ServiceAccount
 
 DEFAULT_PLUGIN = "/usr/local/lib/netplex/netplex"  # where the Dockerfile builds the zipapp
 DEFAULT_HOST_ROOT = "/host"
@@ -77,7 +77,7 @@ log = logging.getLogger("netplex.install")
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """The command line, with every host path still a host path (see ``plugin.install_host``)."""
+    """The command line, with every host path still a host path (see ``plugin.node.host``)."""
 
     host_root: str = DEFAULT_HOST_ROOT
     bin_dir: str = DEFAULT_BIN_DIR
@@ -97,15 +97,15 @@ class Options:
 
     @property
     def conflist(self) -> str:
-        return f"{self.conf_dir.rstrip('/')}/{install_conf.OUR_CONFLIST}"
+        return f"{self.conf_dir.rstrip('/')}/{conflist.OUR_CONFLIST}"
 
     @property
     def kubeconfig(self) -> str:
-        return f"{self.kubeconfig_dir.rstrip('/')}/{install_kubeconfig.KUBECONFIG_NAME}"
+        return f"{self.kubeconfig_dir.rstrip('/')}/{credentials.KUBECONFIG_NAME}"
 
     def local(self, host_path: str) -> str:
         """Where this process opens ``host_path``."""
-        return install_host.on_host(self.host_root, host_path)
+        return host.on_host(self.host_root, host_path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +134,12 @@ class Outcome:
 # ------------------------------------------------------------------------ one reconcile
 
 
-Probe = Callable[[str, str], install_host.HostCheck]  # (host root, plugin's host path) -> verdict
+Probe = Callable[[str, str], host.HostCheck]  # (host root, plugin's host path) -> verdict
 
 
 def host_probe() -> Probe:
-    """The real probe: :func:`plugin.install_host.check_host` with this container's chroot."""
-    return functools.partial(install_host.check_host, chroot=shutil.which("chroot"))
+    """The real probe: :func:`plugin.node.host.check_host` with this container's chroot."""
+    return functools.partial(host.check_host, chroot=shutil.which("chroot"))
 
 
 def reconcile(opts: Options, environ: Mapping[str, str], now: float, probe: Probe) -> Outcome:
@@ -158,12 +158,12 @@ def reconcile(opts: Options, environ: Mapping[str, str], now: float, probe: Prob
     if isinstance(plugin, NotReady):
         return not_ready(plugin.reason)
     os.makedirs(opts.local(opts.bin_dir), exist_ok=True)
-    if install_host.sync_file(opts.local(opts.binary), plugin, 0o755):
+    if host.sync_file(opts.local(opts.binary), plugin, 0o755):
         changes.append(f"installed {opts.binary} (sha256 {_short(plugin)})")
 
     check = probe(opts.host_root, opts.binary)
     if not check.ok:
-        if install_host.remove(opts.local(opts.conflist)):
+        if host.remove(opts.local(opts.conflist)):
             changes.append(f"removed {opts.conflist}: netplex must not be configured where it cannot run")
         return not_ready(check.reason)
 
@@ -174,33 +174,33 @@ def reconcile(opts: Options, environ: Mapping[str, str], now: float, probe: Prob
     if isinstance(server, NotReady):
         return not_ready(server.reason)
     os.makedirs(opts.local(opts.kubeconfig_dir), mode=0o700, exist_ok=True)
-    if install_host.sync_file(opts.local(opts.kubeconfig), install_kubeconfig.render(server, account), 0o600):
+    if host.sync_file(opts.local(opts.kubeconfig), credentials.render(server, account), 0o600):
         changes.append(f"wrote {opts.kubeconfig} (service account token sha256 {_short(account.token.encode())})")
-    warning = install_kubeconfig.expiry_warning(install_kubeconfig.token_expiry(account.token), now,
+    warning = credentials.expiry_warning(credentials.token_expiry(account.token), now,
                                                 opts.token_margin)
     if warning is not None:
         warnings.append((f"token-expiry:{_short(account.token.encode())}", warning))
 
     primary = _primary_name(opts.local(opts.conf_dir))
     if primary is None:
-        if install_host.remove(opts.local(opts.conflist)):
+        if host.remove(opts.local(opts.conflist)):
             changes.append(f"removed {opts.conflist}: there is no primary CNI config any more")
         return not_ready(f"no primary CNI config in {opts.conf_dir} yet (no .conf, .conflist or .json file other "
-                         f"than {install_conf.OUR_CONFLIST}); waiting for the node's network plugin to write one")
+                         f"than {conflist.OUR_CONFLIST}); waiting for the node's network plugin to write one")
     primary_path = opts.local(f"{opts.conf_dir.rstrip('/')}/{primary}")
-    text = install_host.read_bytes(primary_path)
+    text = host.read_bytes(primary_path)
     if text is None:
         return not_ready(f"primary CNI config {primary} disappeared while being read; retrying")
-    generated = install_conf.generate(primary, text, opts.kubeconfig, check.supported_versions)
-    if isinstance(generated, install_conf.Refused):
+    generated = conflist.generate(primary, text, opts.kubeconfig, check.supported_versions)
+    if isinstance(generated, conflist.Refused):
         return not_ready(generated.reason, primary=primary, primary_sha256=hashlib.sha256(text).hexdigest())
     mode = stat.S_IMODE(os.stat(primary_path).st_mode) & 0o666  # our file holds the primary: no wider access
-    if install_host.sync_file(opts.local(opts.conflist), generated.content, mode):
+    if host.sync_file(opts.local(opts.conflist), generated.content, mode):
         caps = ", ".join(generated.capabilities) or "none"
         changes.append(f"wrote {opts.conflist} from {primary} (sha256 {generated.primary_sha256[:12]}, "
                        f"cniVersion {generated.cni_version}, capabilities {caps})")
     extra = {"primary": primary, "primary_sha256": generated.primary_sha256}
-    shadowed = install_conf.shadowing_problem(primary)
+    shadowed = conflist.shadowing_problem(primary)
     if shadowed is not None:
         return not_ready(shadowed, **extra)
     return Outcome(True, f"{opts.conflist} delegates to {primary}; the host runs {opts.binary} "
@@ -213,7 +213,7 @@ def _read_plugin(path: str) -> bytes | NotReady:
             return f.read()
     except OSError as exc:
         return NotReady(f"cannot read the plugin to install, {path} ({exc.strerror or exc}); the image builds "
-                        f"it with `python -m plugin.pack --output {DEFAULT_PLUGIN}` (or pass --plugin)")
+                        f"it with `python -m plugin.node.pack --output {DEFAULT_PLUGIN}` (or pass --plugin)")
 
 
 def _primary_name(conf_dir: str) -> str | None:
@@ -223,7 +223,7 @@ def _primary_name(conf_dir: str) -> str | None:
             names = [e.name for e in entries if e.is_file()]
     except FileNotFoundError:
         return None
-    return install_conf.choose_primary(names)
+    return conflist.choose_primary(names)
 
 
 def read_service_account(directory: str) -> ServiceAccount | NotReady:
@@ -256,7 +256,7 @@ def api_server(environ: Mapping[str, str]) -> str | NotReady:
         return NotReady(f"KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set (got host "
                         f"{json.dumps(host)}, port {json.dumps(port)}); kubelet sets them in a pod, or set "
                         "them to an API server address that the node can reach")
-    return install_kubeconfig.server_url(host, port)
+    return credentials.server_url(host, port)
 
 
 def _short(data: bytes) -> str:
@@ -270,7 +270,7 @@ def save_state(state_dir: str, outcome: Outcome, now: float) -> None:
     os.makedirs(state_dir, exist_ok=True)
     state = {"ready": outcome.ready, "reason": outcome.reason, "time": now,
              "primary": outcome.primary, "primary_sha256": outcome.primary_sha256}
-    install_host.atomic_write(os.path.join(state_dir, STATE_FILE),
+    host.atomic_write(os.path.join(state_dir, STATE_FILE),
                               (json.dumps(state, indent=2) + "\n").encode("utf-8"), 0o644)
 
 
@@ -302,7 +302,7 @@ def uninstall(opts: Options) -> int:
     failures: list[str] = []
     for host_path in (opts.conflist, opts.kubeconfig, opts.binary):
         try:
-            if install_host.remove(opts.local(host_path)):
+            if host.remove(opts.local(host_path)):
                 log.info("removed %s", host_path)
         except OSError as exc:
             failures.append(f"cannot remove {host_path}: {exc.strerror or exc}")

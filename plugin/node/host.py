@@ -31,7 +31,7 @@ import zipapp
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from plugin import files
+from plugin.cni import files
 
 # What a container runtime started by systemd passes to plugins (systemd's default PATH).
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -17,7 +17,7 @@ The form is chosen as Multus chooses it: JSON when the value contains ``[``, ``{
 network that replaces the cluster network) with the same rules.
 
 Nothing here raises on bad input. Every parser returns a :class:`SelectionResult` with
-the selections it could read and :class:`plugin.problems.Problem` values whose message
+the selections it could read and :class:`plugin.model.problems.Problem` values whose message
 reads ``<what is wrong> (got <value>); <what is accepted>``. Only
 :func:`format_networks` raises (``ValueError``), and only when its *caller* asks for
 something impossible (the comma form of a selection that carries ``ips``).
@@ -38,8 +38,8 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from plugin import names
-from plugin.problems import ANNOTATION_PATH, Collector, Findings, Problem, show, type_name
+from plugin.model import names
+from plugin.model.problems import ANNOTATION_PATH, Collector, Findings, Problem, show, type_name
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
