@@ -1,0 +1,65 @@
+"""Bounds on how deeply user input may nest, checked before any recursive code runs.
+
+Every JSON text netplex reads from a user (annotations, NAD configs, conf files, CNI
+results, request bodies) can nest as deeply as its author likes, and a repeated key can
+hide a deep value from a check made on the decoded object (the decoder keeps the last
+value; ``object_pairs_hook`` code still sees the first). So the guard reads the *text*:
+brackets outside strings, counted with one regular expression (C speed, no recursion),
+before ``json.loads`` or any walk of the result. Decoded values (from YAML, say) have
+:func:`value_depth`, which walks iteratively.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_DEPTH = 32
+"""Nesting allowed in annotations and configs: far beyond any real one (NAD configs nest
+4-5 levels), far below the interpreter's recursion limit."""
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def text_depth(text: str, stop_after: int = MAX_DEPTH) -> int:
+    """How deeply the brackets of a JSON text nest (strings skipped), up to ``stop_after + 1``.
+
+    Unbalanced or otherwise invalid text is measured as far as it goes: the decoder that
+    runs next reports the syntax error; this only has to keep it from recursing."""
+    depth = deepest = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_after:
+                    break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def value_depth(value: object, stop_after: int = MAX_DEPTH) -> int:
+    """How deeply dicts and lists nest in a decoded value, up to ``stop_after + 1``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] | object = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_after:
+            break
+        stack.extend((child, depth + 1) for child in children)  # type: ignore[union-attr]
+    return deepest
+
+
+def depth_problem(depth: int, limit: int = MAX_DEPTH) -> str | None:
+    """The message for a value nested ``depth`` levels (from the two functions above)."""
+    if depth <= limit:
+        return None
+    return f"is nested more than {limit} levels deep; at most {limit} levels of objects and lists are accepted"
