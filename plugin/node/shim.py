@@ -1,8 +1,10 @@
 #!/usr/bin/python3 -IS
 """netplex shim: the /opt/cni/bin/netplex that container runtimes execute in thick mode.
 
-It is the whole per-call cost of thick mode, so it imports only os, sys, socket and struct
-(no json, no re, no site: ``-IS``), is a plain script (no zipimport, no runpy), and does one
+It is the whole per-call cost of thick mode, so it imports only os, sys and the C halves of
+socket and struct (``_socket``, ``_struct``: ``socket.py`` alone would add enum, selectors
+and collections, ~4 ms), nothing else (no json, no re, no site: ``-IS``), is a plain script
+(no zipimport, no runpy), and does one
 thing: hand the ``CNI_*`` environment and the stdin bytes, verbatim, to the netplex-node
 daemon over its root-only unix socket, then write back the daemon's stdout and stderr
 bytes and exit with its status. What the runtime sees is what the thin plugin would print.
@@ -25,9 +27,9 @@ request  ``b"NPX1"``, u32 environment length, u32 stdin length, the environment 
 answer   ``b"NPX1"``, u32 exit status, u32 stdout length, u32 stderr length, the bytes.
 """
 
+import _socket
+import _struct
 import os
-import socket
-import struct
 import sys
 
 SOCKET = "/run/netplex/netplex.sock"
@@ -35,8 +37,8 @@ THIN = "/opt/cni/bin/netplex-thin"
 TIMEOUT = 300.0
 
 MAGIC = b"NPX1"
-REQUEST = struct.Struct("!4sII")
-ANSWER = struct.Struct("!4sIII")
+REQUEST = _struct.Struct("!4sII")
+ANSWER = _struct.Struct("!4sIII")
 TRY_AGAIN_LATER = 11
 
 
@@ -44,7 +46,7 @@ def main() -> int:
     env = os.environb
     path, timeout = SOCKET, TIMEOUT
     command = env.get(b"CNI_COMMAND", b"")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(path)
@@ -100,7 +102,7 @@ def read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-def recv_exact(sock: socket.socket, size: int) -> bytes:
+def recv_exact(sock: _socket.socket, size: int) -> bytes:
     chunks = []
     while size:
         chunk = sock.recv(min(size, 1 << 20))
