@@ -1,9 +1,10 @@
 #!/usr/bin/python3 -IS
 """netplex shim: the /opt/cni/bin/netplex that container runtimes execute in thick mode.
 
-It is the whole per-call cost of thick mode, so it imports only os, sys and the C halves of
-socket and struct (``_socket``, ``_struct``: ``socket.py`` alone would add enum, selectors
-and collections, ~4 ms), nothing else (no json, no re, no site: ``-IS``), is a plain script
+It is the whole per-call cost of thick mode, so it imports only the C halves of os, socket
+and struct (``posix``, ``_socket``, ``_struct``: ``os.py`` brings posixpath, stat and
+collections.abc, ``socket.py`` enum, selectors and collections, ~5 ms together on a node's
+python3) and ``sys``; nothing else (no json, no re, no site: ``-IS``); it is a plain script
 (no zipimport, no runpy), and does one
 thing: hand the ``CNI_*`` environment and the stdin bytes, verbatim, to the netplex-node
 daemon over its root-only unix socket, then write back the daemon's stdout and stderr
@@ -29,7 +30,7 @@ answer   ``b"NPX1"``, u32 exit status, u32 stdout length, u32 stderr length, the
 
 import _socket
 import _struct
-import os
+import posix
 import sys
 
 SOCKET = "/run/netplex/netplex.sock"
@@ -43,7 +44,7 @@ TRY_AGAIN_LATER = 11
 
 
 def main() -> int:
-    env = os.environb
+    env = posix.environ  # bytes keys and values: passed on verbatim
     path, timeout = SOCKET, TIMEOUT
     command = env.get(b"CNI_COMMAND", b"")
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -80,6 +81,7 @@ def main() -> int:
 
 def fallback(path: str, exc: OSError) -> int:
     """Run the thin plugin here: the daemon is not there to ask."""
+    import os
     os.environ["NETPLEX_DAEMON_DOWN"] = f"cannot connect to {path} ({describe(exc)})"
     thin = THIN
     if not os.path.isfile(thin):
@@ -96,7 +98,7 @@ def fallback(path: str, exc: OSError) -> int:
 def read_all(fd: int) -> bytes:
     chunks: list[bytes] = []
     while True:
-        chunk = os.read(fd, 1 << 16)
+        chunk = posix.read(fd, 1 << 16)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
@@ -116,7 +118,7 @@ def recv_exact(sock: _socket.socket, size: int) -> bytes:
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[posix.write(fd, view):]
 
 
 def describe(exc: BaseException) -> str:

@@ -57,8 +57,8 @@ class InProcessDaemon:
         self.socket = socket_path
         self.hooks = hooks or daemon.Hooks()
         factory = daemon.api_client_factory(str(kubeconfig), base_environ) if kubeconfig else None
-        pool = daemon.ClientPool(factory) if factory else None
-        runner = daemon.make_runner(base_environ=base_environ, client=pool.get if pool else None, hooks=self.hooks,
+        runner = daemon.make_runner(base_environ=base_environ, clients=daemon.ClientPool(factory) if factory else None,
+                                    hooks=self.hooks,
                                     environment_kw=environment_kw)
         self.server = daemon.Server(str(socket_path), runner, hooks=self.hooks, max_request_bytes=max_request_bytes)
         self._thread: threading.Thread | None = None
