@@ -80,3 +80,29 @@ def render_shim(*, socket_path: str, thin: str, timeout: float, python: str) -> 
         if count != 1:
             raise RuntimeError(f"plugin/node/shim.py has no {name} constant to set")
     return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m plugin.node.wire``: print a shim for by-hand runs (the installer writes
+    the one on nodes)."""
+    import argparse
+    import shutil
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m plugin.node.wire", description=main.__doc__)
+    parser.add_argument("--socket", default="/run/netplex/netplex.sock", help="the daemon's socket")
+    parser.add_argument("--thin", default="/opt/cni/bin/netplex-thin", help="the thin plugin zipapp (fallback)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the daemon's answer")
+    parser.add_argument("--python", default=shutil.which("python3") or sys.executable,
+                        help="interpreter of the #! line (default: python3 on PATH)")
+    args = parser.parse_args(argv)
+    try:
+        sys.stdout.write(render_shim(socket_path=args.socket, thin=args.thin, timeout=args.timeout,
+                                     python=args.python))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
