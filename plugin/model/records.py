@@ -42,18 +42,19 @@ class FrozenInstanceError(AttributeError):
 
 
 class Field:
-    __slots__ = ("default", "default_factory", "kw_only", "name", "repr")
+    __slots__ = ("compare", "default", "default_factory", "kw_only", "name", "repr")
 
-    def __init__(self, default: Any, default_factory: Any, repr: bool, kw_only: bool) -> None:
+    def __init__(self, default: Any, default_factory: Any, repr: bool, kw_only: bool, compare: bool = True) -> None:
         self.default, self.default_factory, self.repr, self.kw_only = default, default_factory, repr, kw_only
+        self.compare = compare
         self.name = ""
 
 
 def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = MISSING, repr: bool = True,
-          kw_only: bool = False) -> Any:
+          kw_only: bool = False, compare: bool = True) -> Any:
     if default is not MISSING and default_factory is not MISSING:
         raise ValueError("cannot specify both default and default_factory")
-    return Field(default, default_factory, repr, kw_only)
+    return Field(default, default_factory, repr, kw_only, compare)
 
 
 class _KwOnly:
@@ -126,6 +127,7 @@ def _process(cls: type[T], *, frozen: bool, slots: bool) -> type[T]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
 
     names = tuple(f.name for f in fields)
+    compared = tuple(f.name for f in fields if f.compare)
     shown = tuple(f.name for f in fields if f.repr)
 
     def __repr__(self: Any) -> str:
@@ -135,7 +137,7 @@ def _process(cls: type[T], *, frozen: bool, slots: bool) -> type[T]:
     def __eq__(self: Any, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in names)
+        return all(getattr(self, n) == getattr(other, n) for n in compared)
 
     attrs: dict[str, Any] = {"__init__": init, "__eq__": __eq__, FIELDS: fields, "__match_args__": names}
     if "__repr__" not in cls.__dict__:
@@ -148,7 +150,7 @@ def _process(cls: type[T], *, frozen: bool, slots: bool) -> type[T]:
             raise FrozenInstanceError(f"cannot delete field {name!r}")
 
         def __hash__(self: Any) -> int:
-            return hash(tuple(getattr(self, n) for n in names))
+            return hash(tuple(getattr(self, n) for n in compared))
 
         attrs.update(__setattr__=__setattr__, __delattr__=__delattr__, __hash__=__hash__)
     elif "__hash__" not in cls.__dict__:

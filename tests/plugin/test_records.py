@@ -28,6 +28,7 @@ def declare(decorator: Callable[..., Any], field: Callable[..., Any], **options:
         y: int = 0
         tags: list[str] = field(default_factory=list)
         secret: str = field(default="s", repr=False)
+        note: str = field(default="", compare=False)
 
     @decorator(**options)
     class Client:
@@ -63,6 +64,7 @@ def test_init_repr_eq_and_hash_match_dataclasses(options: dict[str, Any], x: int
     assert repr(a) == repr(b)  # secret is not shown
     assert (a == ref["Point"](x, y, list(tags))) == (b == ours["Point"](x, y, list(tags))) is True
     assert (a == ref["Point"](x, y + 1)) == (b == ours["Point"](x, y + 1)) is False
+    assert (a == ref["Point"](x, y, tags, note="n")) == (b == ours["Point"](x, y, tags, note="n")) is True
     assert b != (x, y)  # another type is never equal
     if options.get("frozen"):
         assert hash(ours["Client"](str(x))) == hash(ours["Client"](str(x)))
