@@ -415,8 +415,14 @@ def main_cli(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     netplex = logging.getLogger("netplex")
     netplex.setLevel(1)  # each request's handlers filter by its own logLevel (plugin.cni.main)
+    from plugin.cni.kubeconfig import KubeconfigError
+
     try:
         return main_run(args)
+    except KubeconfigError as exc:
+        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "the in-cluster service account"
+        log.error("cannot use %s: %s", where, exc)
+        return 2
     except OSError as exc:
         log.error("cannot serve %s: %s", args.socket, exc)
         return 1

@@ -15,6 +15,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -212,6 +213,25 @@ def test_ready_probe_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"netplex-node is not answering on {sock}: [Errno 2] No such file or directory" in capsys.readouterr().err
     with thick.InProcessDaemon(sock, kubeconfig=None, base_environ=host_environ()):
         assert daemon.main_cli(["ready", "--socket", str(sock)]) == 0
+
+
+def test_a_kubeconfig_it_cannot_use_stops_the_daemon_with_the_reason(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(tmp_path / "n.sock"),
+                           "--kubeconfig", str(tmp_path / "missing")], cwd=thick.REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    assert (f"[ERROR] netplex-node: cannot use --kubeconfig {tmp_path / 'missing'}: kubeconfig: cannot read "
+            f"{tmp_path / 'missing'}: No such file or directory") in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "n.sock").exists()
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 100) / "netplex.sock"
+    done = subprocess.run([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(deep)],
+                          cwd=thick.REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"[ERROR] netplex-node: cannot serve {deep}: AF_UNIX path too long" in done.stderr
 
 
 def test_a_stuck_daemon_is_a_cni_error_after_the_shim_timeout(tmp_path: Path, conf: dict[str, Any]) -> None:
