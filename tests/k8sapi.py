@@ -688,6 +688,7 @@ class Subscription:
     bookmarks: bool
     bookmark_seq: int
     done: bool = False
+    drop_seq: int = 0  # ClusterState.drop_watches() ends the subscriptions opened before it
 
 
 def wire(res: Resource, obj: JSON) -> JSON:
@@ -713,6 +714,7 @@ class ClusterState:
         self._history_limit = history_limit
         self._compacted = 0  # events with rv <= this are gone
         self._bookmark_seq = 0
+        self._drop_seq = 0
         self._watches = 0
         self._stopping = False
         for name in namespaces:
@@ -1032,6 +1034,17 @@ class ClusterState:
             self._stopping = True
             self._cond.notify_all()
 
+    def resume_watches(self) -> None:
+        """Serve watches again after :meth:`stop_watches` (the server was restarted)."""
+        with self._lock:
+            self._stopping = False
+
+    def drop_watches(self) -> None:
+        """End every open watch stream, as an API server restart or a load balancer does."""
+        with self._lock:
+            self._drop_seq += 1
+            self._cond.notify_all()
+
     @property
     def open_watches(self) -> int:
         with self._lock:
@@ -1070,7 +1083,8 @@ class ClusterState:
                     raise expired(f"too old resource version: {cursor} ({self._compacted})")
             self._watches += 1
             self._cond.notify_all()
-            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq)
+            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq,
+                                         drop_seq=self._drop_seq)
 
     def close_watch(self, sub: Subscription) -> None:
         with self._lock:
@@ -1082,7 +1096,7 @@ class ClusterState:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                if self._stopping:
+                if self._stopping or sub.drop_seq != self._drop_seq:
                     return None
                 if sub.cursor < self._compacted:
                     sub.done = True
@@ -1552,6 +1566,7 @@ class FakeApiServer:
     # -- lifecycle
 
     def start(self) -> FakeApiServer:
+        self.cluster.resume_watches()  # a restarted server serves watches again
         httpd = _HttpServer(("127.0.0.1", self.port), _Handler)
         httpd.api = self
         if self.tls:
@@ -1580,6 +1595,14 @@ class FakeApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, the stored objects kept (an API server
+        restart: open watches end, connections are refused meanwhile, clients reconnect)."""
+        port = int(self.address.rsplit(":", 1)[1])
+        self.stop()
+        self.port = port
+        self.start()
 
     def __enter__(self) -> FakeApiServer:
         return self.start()
@@ -1675,6 +1698,10 @@ class FakeApiServer:
 
     def bookmark(self) -> None:
         self.cluster.bookmark()
+
+    def drop_watches(self) -> None:
+        """End every open watch stream now; clients must reconnect (and resume)."""
+        self.cluster.drop_watches()
 
     def wait_for_watches(self, count: int = 1, timeout: float = 5.0) -> None:
         """Block until ``count`` watches are open (so a write cannot race the watch start)."""
