@@ -322,6 +322,8 @@ class NadCache:
         query = {"watch": "1", "resourceVersion": self.resource_version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(seconds)}
         resp = self._request(http_conn, c, query)
+        if self._stop.is_set():  # stop() came while connecting, before there was a socket to cut
+            return 0, True
         self.last_error = ""  # watching again
         if http_conn.sock is not None:  # from now on, silence beyond the server's own limit is a dead link
             http_conn.sock.settimeout(seconds + self.timeout)

@@ -375,3 +375,20 @@ def test_starting_twice_is_refused(make_cache: Callable[..., NadCache]) -> None:
     cache = make_cache()
     with pytest.raises(RuntimeError, match=r"^NadCache.start: already started$"):
         cache.start()
+
+
+def test_a_watch_that_does_not_answer_in_time_is_retried_from_the_same_version(
+        api: FakeApiServer, make_cache: Callable[..., NadCache]) -> None:
+    cache = make_cache(timeout=0.3)
+    assert cache.wait_synced(10)
+    api.wait_for_watches(1)
+    resume_at = cache.resource_version
+    api.delay(1.0, "GET", NADS_PATH)  # answers come after the cache's 0.3 s timeout
+    api.drop_watches()
+    wait_until(lambda: "timed out" in cache.last_error, what="a timed-out reconnect")
+    assert cache.last_error.startswith(f"GET {NADS_PATH}?watch=1&resourceVersion={resume_at}&")
+    api.delay(0)
+    api.create(make_nad("later", "blue", config=config_of("bridge")))
+    wait_until(lambda: cache.get("blue", "later") is not None, what="watching again")
+    assert {w.param("resourceVersion") for w in watches(api)} == {resume_at}
+    assert cache.relists == 0
