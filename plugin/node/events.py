@@ -113,11 +113,16 @@ def added_interface_events(pod: PodLike, statuses: Sequence[Mapping[str, Any]], 
     return events
 
 
-def add_failed_event(pod: PodLike, error: CniErrorLike, *, node: str,
-                     now: dt.datetime | None = None) -> dict[str, Any]:
+def add_failed_event(pod: PodLike, error: CniErrorLike, *, node: str, network: str | None = None,
+                     delegate: str | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
     """The ``Warning`` event for a failed ADD: the plugin's message without the pod
-    prefix (the event is on the pod already), its details, and the CNI code."""
-    return build_event(pod, WARNING, failure_reason(error), failure_message(pod, error), node=node, now=now)
+    prefix (the event is on the pod already), its details, and the CNI code.
+
+    ``network`` and ``delegate`` (what ``plugin.cni.commands.Observer.add_failed`` is
+    told) are named in front when the message does not name them already.
+    """
+    message = failure_message(pod, error, network=network, delegate=delegate)
+    return build_event(pod, WARNING, failure_reason(error), message, node=node, now=now)
 
 
 def failure_reason(error: CniErrorLike) -> str:
@@ -125,7 +130,8 @@ def failure_reason(error: CniErrorLike) -> str:
     return NO_NETWORK_FOUND if _MISSING_NAD.search(f"{error.msg}\n{error.details}") else FAILED_ADD_INTERFACE
 
 
-def failure_message(pod: PodLike, error: CniErrorLike) -> str:
+def failure_message(pod: PodLike, error: CniErrorLike, *, network: str | None = None,
+                    delegate: str | None = None) -> str:
     """``<msg>; <details> (CNI error <code>)``, ``msg`` without this pod's ``[ns/name/uid]: ``.
 
     For a delegate failure ``msg`` already names the network, the interface, the
@@ -136,6 +142,13 @@ def failure_message(pod: PodLike, error: CniErrorLike) -> str:
     label = re.match(rf"\[{re.escape(pod.namespace)}/{re.escape(pod.name)}(/[^\]/]*)?\]: ", msg)
     if label is not None:  # with or without the UID the plugin found on the pod
         msg = msg[label.end():] or "ADD failed"
+    named = []
+    if network and f'"{network}"' not in msg:
+        named.append(f'network "{network}"')
+    if delegate and f'type="{delegate}"' not in msg:
+        named.append(f'plugin type="{delegate}"')
+    if named:
+        msg = f"{', '.join(named)}: {msg}"
     text = f"{msg}; {error.details}" if error.details else msg
     return f"{text} (CNI error {error.code})"
 

@@ -16,6 +16,8 @@ Series (all ``netplex_node_``):
 ``nad_cache_size``                               gauge      NADs in the watch cache
 ``nad_cache_synced``                             gauge      1 once the cache has listed
 ``nad_watch_restarts_total``                     counter    relists and watch reconnects
+``requests_refused_total{reason}``               counter    connections refused (``peer``
+                                                            not root, bad ``request``)
 ``events_total{outcome}``                        counter    pod Events ``posted``,
                                                             ``dropped`` (queue full) or
                                                             ``failed`` (API refused/down)
@@ -61,6 +63,7 @@ VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 UNKNOWN_VERB = "UNKNOWN"
 RESULTS = ("success", "error")
 EVENT_OUTCOMES = ("posted", "dropped", "failed")
+REFUSALS = ("peer", "request")  # the daemon's reasons: a peer that is not root, a request too big or malformed
 # A VERSION answers in ~1 ms; an ADD through a slow IPAM or a device plugin can take tens of
 # seconds, and the runtime's own CNI timeout is commonly a few minutes.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -85,6 +88,9 @@ class DaemonMetrics:
                                   buckets=LATENCY_BUCKETS, registry=self.registry)
         self.in_flight = Gauge("netplex_node_requests_in_flight", "CNI requests being answered now.",
                                registry=self.registry)
+        self.refused = Counter("netplex_node_requests_refused_total",
+                               "Connections refused before running anything, by reason.", ["reason"],
+                               registry=self.registry)
         self.delegate_failures = Counter("netplex_node_delegate_failures_total",
                                          "Failed ADDs, by the network whose delegate failed.", ["network"],
                                          registry=self.registry)
@@ -94,6 +100,8 @@ class DaemonMetrics:
         self._counted = {(verb, result): self.requests.labels(verb, result)
                          for verb in VERBS for result in RESULTS}
         self._timed = {verb: self.duration.labels(verb) for verb in VERBS}
+        for reason in REFUSALS:
+            self.refused.labels(reason)
         self._lock = threading.Lock()
 
     # -- request path
@@ -112,6 +120,18 @@ class DaemonMetrics:
             with self._lock:
                 timed = self._timed.setdefault(verb, self.duration.labels(verb))
         timed.observe(seconds)
+
+    # The daemon's Hooks (plugin.node.daemon.Hooks), so this object can be passed as one.
+
+    def request_started(self, verb: str) -> None:
+        self.in_flight.inc()
+
+    def request_finished(self, verb: str, status: int, seconds: float) -> None:
+        self.in_flight.dec()
+        self.observe(verb, status == 0, seconds)
+
+    def request_refused(self, reason: str) -> None:
+        self.refused.labels(reason if reason in REFUSALS else "other").inc()
 
     def track(self, verb: str) -> RequestTimer:
         """``with metrics.track(verb) as request: ...; request.success = code == 0``.

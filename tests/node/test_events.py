@@ -143,6 +143,19 @@ def test_a_failed_delegate_is_a_warning_naming_network_interface_plugin_message_
     kubernetes_validate.validate(event, "1.31", strict=True)
 
 
+def test_network_and_delegate_given_by_the_observer_are_named_once() -> None:
+    bare = protocol.CniError(999, "[tenant-a/web]: cannot write the network status", "")
+    assert events.failure_message(POD, bare, network="tenant-a/macvlan-conf", delegate="macvlan") == (
+        'network "tenant-a/macvlan-conf", plugin type="macvlan": cannot write the network status (CNI error 999)')
+    named = protocol.CniError(7, '[tenant-a/web]: error adding network "tenant-a/m" (interface net1): '
+                                 'plugin type="macvlan" failed (add): bad master', "")
+    assert events.failure_message(POD, named, network="tenant-a/m", delegate="macvlan") == (
+        'error adding network "tenant-a/m" (interface net1): plugin type="macvlan" failed (add): bad master '
+        "(CNI error 7)")
+    event = events.add_failed_event(POD, bare, node="n", network="tenant-a/macvlan-conf", delegate="")
+    assert event["message"] == 'network "tenant-a/macvlan-conf": cannot write the network status (CNI error 999)'
+
+
 def test_a_missing_nad_is_no_network_found_as_in_multus() -> None:
     error = protocol.CniError(7, "[tenant-a/web]: cannot resolve the pod's networks",
                               "cannot find a network-attachment-definition (nope) in namespace (tenant-a)")

@@ -125,6 +125,25 @@ def test_a_request_whose_success_is_never_set_is_an_error(served: tuple[DaemonMe
     assert value(scrape(url), "netplex_node_requests_total", verb="CHECK", result="error") == 1
 
 
+def test_the_daemon_hooks_count_in_flight_results_and_refusals(served: tuple[DaemonMetrics, str]) -> None:
+    m, url = served
+    assert value(scrape(url), "netplex_node_requests_refused_total", reason="peer") == 0
+    m.request_started("ADD")
+    m.request_started("DEL")
+    assert value(scrape(url), "netplex_node_requests_in_flight") == 2
+    m.request_finished("ADD", 0, 0.02)
+    m.request_finished("DEL", 1, 0.01)
+    m.request_refused("peer")
+    m.request_refused("something new")
+    samples = scrape(url)
+    assert value(samples, "netplex_node_requests_in_flight") == 0
+    assert value(samples, "netplex_node_requests_total", verb="ADD", result="success") == 1
+    assert value(samples, "netplex_node_requests_total", verb="DEL", result="error") == 1
+    assert value(samples, "netplex_node_requests_refused_total", reason="peer") == 1
+    assert value(samples, "netplex_node_requests_refused_total", reason="other") == 1
+    assert value(samples, "netplex_node_requests_refused_total", reason="request") == 0
+
+
 def test_delegate_failures_are_counted_by_network(served: tuple[DaemonMetrics, str]) -> None:
     m, url = served
     m.delegate_failed("tenant-a/macvlan-conf")
