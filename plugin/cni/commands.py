@@ -442,7 +442,12 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
     client = make_client(cfg, env)
     with _closing(client, env), _container_lock(cfg, inv.container_id, env):
         _refuse_earlier_entry(cfg, inv)
-        plan = plan_add(cfg, inv, env, client)
+        try:
+            plan = plan_add(cfg, inv, env, client)
+        except protocol.CniError as exc:  # nothing ran yet: a missing NAD, a bad selection, ...
+            if env.observer is not None:
+                env.observer.add_failed(pod_ref(inv.args), None, "", exc)
+            raise
         delegates = _with_device_info(plan.delegates, inv.container_id, env)
         cni_args = delegate_cni_args(inv.args)
         entry = cache.SandboxEntry(

@@ -52,6 +52,7 @@ DEFAULT_SOCKET = "/run/netplex/netplex.sock"
 DEFAULT_MAX_REQUEST_BYTES = 4 << 20  # a conflist with many inlined delegates is tens of KiB
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_SHUTDOWN_TIMEOUT = 90.0
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9091"  # Multus thick's metricsPort in its examples
 PEER_UID = 0
 VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 
@@ -73,6 +74,63 @@ class Hooks:
 
     def observer(self) -> commands.Observer | None:
         return None
+
+
+class NodeObserver(commands.Observer):
+    """What a command tells the daemon, turned into Events (queued, never waited for) and
+    the delegate-failure metric."""
+
+    def __init__(self, *, events: Any = None, metrics: Any = None, node: str = "") -> None:
+        self._events = events
+        self._metrics = metrics
+        self._node = node
+
+    def added(self, pod: commands.PodRef, entries: Sequence[Mapping[str, Any]]) -> None:
+        if self._events is None:
+            return
+        from plugin.node import events
+
+        try:
+            self._events.enqueue_all(events.added_interface_events(pod, entries, node=self._node))
+        except Exception:  # an Event is never worth failing a pod for
+            log.exception("cannot queue the AddedInterface events of %s/%s", pod.namespace, pod.name)
+
+    def add_failed(self, pod: commands.PodRef | None, network: str | None, delegate: str,
+                   error: protocol.CniError) -> None:
+        if self._metrics is not None and network:
+            self._metrics.delegate_failed(network)
+        if self._events is None or pod is None:
+            return
+        from plugin.node import events
+
+        try:
+            self._events.enqueue(events.add_failed_event(pod, error, node=self._node, network=network,
+                                                         delegate=delegate or None))
+        except Exception:
+            log.exception("cannot queue the failure event of %s/%s", pod.namespace, pod.name)
+
+
+class NodeHooks(Hooks):
+    """Metrics of every request (when ``metrics`` is given) and the observer above."""
+
+    def __init__(self, *, metrics: Any = None, events: Any = None, node: str = "") -> None:
+        self.metrics = metrics
+        self._observer = NodeObserver(events=events, metrics=metrics, node=node)
+
+    def request_started(self, verb: str) -> None:
+        if self.metrics is not None:
+            self.metrics.request_started(verb)
+
+    def request_finished(self, verb: str, status: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.request_finished(verb, status, seconds)
+
+    def request_refused(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.request_refused(reason)
+
+    def observer(self) -> commands.Observer | None:
+        return self._observer
 
 
 # ---------------------------------------------------------------------------- running
@@ -342,10 +400,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
                        help="seconds to let requests in flight finish after SIGTERM")
         p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+        p.add_argument("--metrics-address", default=DEFAULT_METRICS_ADDRESS, type=_address,
+                       help=f"HOST:PORT of /metrics (default {DEFAULT_METRICS_ADDRESS}); '' turns it off")
+        p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                       help="the node named in Events (default: $NODE_NAME, else the host name)")
+        p.add_argument("--no-events", action="store_true", help="post no Events on pods")
     ready.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     args.command = args.command or "run"
     return args
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    if text == "":
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT with a port from 0 to 65535, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _positive_int(text: str) -> int:
@@ -370,23 +442,81 @@ def probe(path: str, timeout: float) -> int:
     return 0
 
 
-def api_client_factory(kubeconfig: str | None, environ: Mapping[str, str]) -> Callable[[], Any] | None:
+def api_client_factory(kubeconfig: str | None, environ: Mapping[str, str],
+                       **client_kw: Any) -> Callable[[], Any] | None:
     """A factory of API clients, or None when there is no API server to talk to (the
     daemon then serves what the thin plugin serves without one)."""
     from plugin.cni import k8s
 
     if k8s.client_from_config(kubeconfig, environ=environ) is None:
         return None
-    return lambda: k8s.client_from_config(kubeconfig, environ=environ)
+    return lambda: k8s.client_from_config(kubeconfig, environ=environ, **client_kw)
 
 
-def main_run(args: argparse.Namespace, *, hooks: Hooks | None = None) -> int:
-    hooks = hooks or Hooks()
-    factory = api_client_factory(args.kubeconfig, os.environ)
-    runner = make_runner(base_environ=os.environ, clients=ClientPool(factory) if factory else None, hooks=hooks)
-    server = Server(args.socket, runner, hooks=hooks, max_request_bytes=args.max_request_bytes,
+class Node:
+    """The daemon's long-lived parts: API clients (behind the NAD cache), Events, metrics."""
+
+    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+        self.factory = api_client_factory(args.kubeconfig, environ)
+        self.metrics: Any = None
+        self.nads: Any = None
+        self.events: Any = None
+        self.metrics_server: Any = None
+        if args.metrics_address is not None:
+            from plugin.node import metrics
+
+            self.metrics = metrics.DaemonMetrics()
+        if self.factory is not None:
+            from plugin.node import nadcache
+
+            self.nads = nadcache.NadCache(self.factory().connection)
+            if not args.no_events:
+                from plugin.node import events
+
+                poster_client = api_client_factory(args.kubeconfig, environ, timeout=5.0, attempts=2,
+                                                   deadline=10.0)
+                assert poster_client is not None
+                self.events = events.EventPoster(poster_client())
+        if self.metrics is not None:
+            if self.nads is not None:
+                nads = self.nads
+                self.metrics.bind_nad_cache(nads.size, lambda: nads.restarts, lambda: nads.synced)
+            if self.events is not None:
+                poster = self.events
+                self.metrics.bind_events(lambda: poster.posted, lambda: poster.dropped, lambda: poster.failed)
+        self.hooks = NodeHooks(metrics=self.metrics, events=self.events, node=args.node_name)
+        self.address = args.metrics_address
+
+    def clients(self) -> ClientPool | None:
+        if self.factory is None:
+            return None
+        factory, nads = self.factory, self.nads
+        return ClientPool(lambda: CachedNads(factory(), nads.get) if nads is not None else factory())
+
+    def start(self) -> None:
+        if self.nads is not None:
+            self.nads.start()
+        if self.metrics is not None and self.address is not None:
+            self.metrics_server, _ = self.metrics.serve(*self.address)
+
+    def stop(self) -> None:
+        if self.events is not None:
+            left = self.events.stop(5.0)
+            if left:
+                log.warning("%d event(s) were not posted before the daemon stopped", left)
+        if self.nads is not None:
+            self.nads.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+
+
+def main_run(args: argparse.Namespace) -> int:
+    node = Node(args, os.environ)
+    runner = make_runner(base_environ=os.environ, clients=node.clients(), hooks=node.hooks)
+    server = Server(args.socket, runner, hooks=node.hooks, max_request_bytes=args.max_request_bytes,
                     max_concurrent=args.max_concurrent)
     server.bind()
+    node.start()
     stop_signal: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -395,10 +525,14 @@ def main_run(args: argparse.Namespace, *, hooks: Hooks | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("netplex-node serving %s (API: %s)", args.socket,
-             args.kubeconfig or ("in-cluster" if factory else "none"))
-    server.serve()
-    left = server.drain(args.shutdown_timeout)
+    log.info("netplex-node serving %s (API: %s; metrics: %s)", args.socket,
+             args.kubeconfig or ("in-cluster" if node.factory else "none"),
+             "off" if args.metrics_address is None else "http://{}:{}/metrics".format(*args.metrics_address))
+    try:
+        server.serve()
+        left = server.drain(args.shutdown_timeout)
+    finally:
+        node.stop()
     name = signal.Signals(stop_signal[0]).name if stop_signal else "stop"
     if left:
         log.error("stopped by %s with %d request(s) still running after %.0f s", name, left, args.shutdown_timeout)

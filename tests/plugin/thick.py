@@ -107,8 +107,11 @@ def start_daemon_process(socket_path: Path, *, kubeconfig: Path | None, environ:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"netplex-node exited with {proc.returncode}: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-        if daemon.probe(str(socket_path), 1.0) == 0:
-            return DaemonProcess(proc, socket_path)
+        try:
+            if daemon.ask(str(socket_path), {"CNI_COMMAND": "VERSION"}, timeout=1.0)[0] == 0:
+                return DaemonProcess(proc, socket_path)
+        except (OSError, EOFError):
+            pass  # not listening yet
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("netplex-node did not answer within 20 s")
