@@ -516,7 +516,13 @@ def main_run(args: argparse.Namespace) -> int:
     server = Server(args.socket, runner, hooks=node.hooks, max_request_bytes=args.max_request_bytes,
                     max_concurrent=args.max_concurrent)
     server.bind()
-    node.start()
+    try:
+        node.start()
+    except OSError as exc:
+        log.error("cannot serve metrics on %s:%d: %s (--metrics-address)", *args.metrics_address, exc.strerror or exc)
+        server.stop()
+        node.stop()
+        return 1
     stop_signal: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:

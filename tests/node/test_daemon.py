@@ -234,6 +234,35 @@ def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(tmp_path: Path
     assert f"[ERROR] netplex-node: cannot serve {deep}: AF_UNIX path too long" in done.stderr
 
 
+def test_a_metrics_port_in_use_stops_the_daemon_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(tmp_path / "n.sock"),
+                               "--metrics-address", f"127.0.0.1:{port}"], cwd=thick.REPO, capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert (f"[ERROR] netplex-node: cannot serve metrics on 127.0.0.1:{port}: Address already in use "
+            "(--metrics-address)") in done.stderr
+    assert not (tmp_path / "n.sock").exists()
+
+
+@pytest.mark.parametrize("value,message", [
+    ("9091", "must be HOST:PORT with a port from 0 to 65535, got '9091'"),
+    ("localhost:http", "must be HOST:PORT with a port from 0 to 65535, got 'localhost:http'"),
+    ("127.0.0.1:70000", "must be HOST:PORT with a port from 0 to 65535, got '127.0.0.1:70000'"),
+])
+def test_bad_flags_are_refused_with_the_reason(value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        daemon.parse_args(["run", "--metrics-address", value])
+    assert exited.value.code == 2
+    assert f"argument --metrics-address: {message}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        daemon.parse_args(["run", "--max-concurrent", "0"])
+    assert "argument --max-concurrent: must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_a_stuck_daemon_is_a_cni_error_after_the_shim_timeout(tmp_path: Path, conf: dict[str, Any]) -> None:
     sock = tmp_path / "n.sock"
     shim = thick.write_shim(tmp_path / "bin", sock, timeout=1.0)

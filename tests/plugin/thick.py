@@ -98,6 +98,8 @@ class DaemonProcess:
 
 def start_daemon_process(socket_path: Path, *, kubeconfig: Path | None, environ: Mapping[str, str],
                          extra: tuple[str, ...] = ()) -> DaemonProcess:
+    if "--metrics-address" not in extra:
+        extra = (*extra, "--metrics-address", "")  # tests run many daemons: no fixed port
     argv = [sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(socket_path), *extra]
     if kubeconfig is not None:
         argv += ["--kubeconfig", str(kubeconfig)]
