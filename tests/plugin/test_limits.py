@@ -62,11 +62,11 @@ def test_counts_are_plain_ascii_digits_within_the_length_limit(text: str, count:
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("²", "is not a whole number written with the digits 0-9"),  # str.isdigit() says yes
-        ("٣", "is not a whole number written with the digits 0-9"),  # int() reads it as 3
-        ("-1", "is not a whole number written with the digits 0-9"),
-        (" 2", "is not a whole number written with the digits 0-9"),
-        ("", "is not a whole number written with the digits 0-9"),
+        ("²", "is not a whole number"),  # str.isdigit() says yes
+        ("٣", "is not a whole number"),  # int() reads it as 3
+        ("-1", "is not a whole number"),
+        (" 2", "is not a whole number"),
+        ("", "is not a whole number"),
         ("9" * 19, "has 19 digits, more than 18"),
         ("9" * 5000, "has 5000 digits, more than 18"),  # int() raises past 4,300 digits
     ],
