@@ -383,7 +383,7 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
         if too_deep is not None:  # the standard library's decoder recurses
             return _refuse(endpoint, 400, f"request body {too_deep}")
         try:
-            decoded = json.loads(text, parse_constant=_reject_constant)
+            decoded = json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
         except ValueError as exc:
             return _refuse(endpoint, 400, f"request body is not valid JSON: {_first_line(exc)}")
     try:
@@ -442,6 +442,13 @@ def _refuse(endpoint: str, status: int, reason: str) -> _Answer:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    problem = limits.int_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return int(text)
 
 
 def _first_line(exc: BaseException) -> str:

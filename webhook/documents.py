@@ -29,6 +29,20 @@ except ImportError:  # pragma: no cover - depends on the wheel
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+class _BoundedLoader(_Loader):
+    """The safe loader, with integers read under :data:`plugin.model.limits.INT_MAX_DIGITS`."""
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> Any:
+    problem = limits.int_problem(str(node.value).replace("_", ""))
+    if problem is not None:
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     source: str
@@ -68,7 +82,7 @@ def _too_deep(obj: Any) -> str | None:
 def load_yaml(text: str) -> Any:
     """The one document of ``text`` (None when empty), depth-checked; :class:`YAMLProblem` if not."""
     try:
-        data = yaml.load(text, Loader=_Loader)  # CSafeLoader/SafeLoader: no arbitrary objects
+        data = yaml.load(text, Loader=_BoundedLoader)  # a safe loader: no arbitrary objects
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -83,7 +97,7 @@ def load_yaml(text: str) -> Any:
 
 def parse_yaml(text: str, source: str) -> list[Document]:
     """Every object in a multi-document YAML text; empty documents are skipped."""
-    loader = _Loader(text)
+    loader = _BoundedLoader(text)
     docs: list[Document] = []
     try:
         while loader.check_node():

@@ -28,6 +28,10 @@ object, a policy file): real objects nest 10-20 levels; the interpreter's limit 
 COUNT_MAX_DIGITS = 18
 """Digits allowed in a count (``max-networks``, a device quantity): fits in Go's int64."""
 
+INT_MAX_DIGITS = 100
+"""Digits allowed in any integer read from JSON or YAML: no Kubernetes or CNI field holds
+more than 20 (uint64), and ``int()`` raises past 4,300 with advice meant for programmers."""
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
@@ -95,3 +99,11 @@ def count_problem(text: str, max_digits: int = COUNT_MAX_DIGITS) -> str:
     if _DIGITS.fullmatch(text) is not None:
         return f"has {len(text)} digits, more than {max_digits}"
     return "is not a whole number"
+
+
+def int_problem(text: str, max_digits: int = INT_MAX_DIGITS) -> str | None:
+    """Why an integer literal is refused before ``int()`` reads it (``None``: fine)."""
+    digits = len(text.lstrip("+-"))
+    if digits <= max_digits:
+        return None
+    return f"a number has {digits} digits ({text[:12]}...); at most {max_digits} digits are accepted"

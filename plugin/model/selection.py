@@ -638,6 +638,14 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON value")
 
 
+def _bounded_int(text: str) -> int:
+    """``int()`` raises past 4,300 digits with advice for programmers; say it for users."""
+    problem = limits.int_problem(text)
+    if problem is not None:
+        raise _NotJson(problem)
+    return int(text)
+
+
 def _finite_float(text: str) -> float:
     """Python reads ``1e400`` as infinity, which cannot be written back as JSON; Go refuses it."""
     number = float(text)
@@ -668,12 +676,13 @@ def _read_json(
             object_pairs_hook=_object_pairs,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except json.JSONDecodeError as exc:
         why = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         out.error(path, f"is not valid JSON: {why} (got {show(value)}); {shape}")
         return None
-    except ValueError as exc:  # _NotJson, or an integer with too many digits
+    except ValueError as exc:  # _NotJson
         out.error(path, f"is not valid JSON: {exc} (got {show(value)}); {shape}")
         return None
     if isinstance(data, dict):

@@ -74,3 +74,11 @@ def test_counts_are_plain_ascii_digits_within_the_length_limit(text: str, count:
 def test_what_is_not_a_count_is_none_and_the_reason_says_why(text: str, why: str) -> None:
     assert limits.parse_count(text) is None
     assert limits.count_problem(text) == why
+
+
+def test_integer_literals_past_the_digit_limit_are_refused_before_int_reads_them() -> None:
+    assert limits.int_problem("9" * 100) is None
+    assert limits.int_problem("-" + "9" * 100) is None
+    assert limits.int_problem("9" * 5000) == (
+        "a number has 5000 digits (999999999999...); at most 100 digits are accepted"
+    )

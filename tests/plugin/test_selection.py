@@ -1145,3 +1145,12 @@ def test_importing_selection_loads_only_the_standard_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_integer_past_the_digit_limit_is_invalid_json_with_a_message_for_users() -> None:
+    # int() would raise with advice about sys.set_int_max_str_digits (issue 12)
+    problem = only_error(parse('[{"name":"a","bandwidth":{"ingressRate":' + "9" * 5000 + "}}]"))
+    assert problem.path == P
+    assert problem.message.startswith(
+        "is not valid JSON: a number has 5000 digits (999999999999...); at most 100 digits are accepted (got "
+    )
