@@ -163,6 +163,13 @@ def test_a_repeated_key_hiding_a_deep_value_in_a_pod_is_denied_not_a_500(app: An
     assert "patch" not in answer(post(app, "/mutate", text))
 
 
+def test_the_same_in_a_workload_template_is_denied_at_the_template_path(app: Any) -> None:
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"template": {"metadata": {"annotations": {NETWORKS: repeated_key_deep()}}, "spec": {}}}}
+    denied = answer(post(app, "/validate", review_text(web)))
+    assert denied["status"]["message"].startswith(f"spec.template.metadata.annotations[{NETWORKS}]: {TOO_DEEP} (got ")
+
+
 def test_the_same_in_a_namespace_default_networks_annotation_is_denied(app: Any) -> None:
     text = review_text(namespace("team", **{"netplex.io/default-networks": repeated_key_deep()}))
     denied = answer(post(app, "/validate", text))

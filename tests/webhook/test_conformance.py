@@ -250,6 +250,10 @@ def test_a_pod_selecting_a_nad_admitted_with_an_invalid_selector_is_denied_and_n
         f'{NP}[0].name: network "default/placed" cannot be attached: its NetworkAttachmentDefinition\'s '
         f"annotation {NODE_SELECTOR} {BAD_SELECTORS[0][1]}; fix the NetworkAttachmentDefinition"
     ]
+    assert lines(validate(handler, deployment({NETWORKS: "placed"}))) == [
+        f'spec.template.{NP}[0].name: network "default/placed" cannot be attached: its NetworkAttachmentDefinition\'s '
+        f"annotation {NODE_SELECTOR} {BAD_SELECTORS[0][1]}; fix the NetworkAttachmentDefinition"
+    ]
     # without injectNodeSelector the label is never read, so it cannot break the pod
     assert validate(admission(nad("placed", **{NODE_SELECTOR: "rack=r1=a"})), web).allowed
 
