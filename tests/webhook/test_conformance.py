@@ -351,3 +351,13 @@ def test_a_pod_selecting_a_nad_with_an_invalid_resource_name_is_denied_and_gets_
     assert after["spec"]["containers"][0]["resources"] == {"requests": {"intel.com/sriov": "1"},
                                                            "limits": {"intel.com/sriov": "1"}}
     assert validate(good, after).allowed
+
+
+def test_a_remembered_verdict_is_not_reused_for_a_pod_with_another_node_selector() -> None:
+    # Pod CREATE verdicts are memoized (every replica asks the same question); the pod's
+    # own nodeSelector is part of the question now.
+    handler = admission(nad("placed", **{NODE_SELECTOR: "rack=r1"}), injectNodeSelector=True)
+    assert validate(handler, pod({NETWORKS: "placed"}, node_selector={"rack": "r1"})).allowed
+    assert validate(handler, pod({NETWORKS: "placed"}, node_selector={"rack": "r1"})).allowed
+    assert not validate(handler, pod({NETWORKS: "placed"}, node_selector={"rack": "r2"})).allowed
+    assert not validate(handler, pod({NETWORKS: "placed"}, node_selector={"rack": ["r1"]})).allowed  # type: ignore[dict-item]
