@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from plugin.model import limits
 from plugin.model.names import CNI_NAME_RULE, TYPE_RULE, check_cni_name, plugin_type_problem
 from plugin.model.netconf import versions
 from plugin.model.netconf.fields import a_type, at, case_hint, run_check, safe_show
@@ -169,6 +170,13 @@ def _parse_float(text: str) -> float:
     return number
 
 
+def _parse_int(text: str) -> int:
+    problem = limits.int_problem(text)  # int() raises past 4,300 digits, with advice for programmers
+    if problem is not None:
+        raise ValueError(problem)
+    return int(text)
+
+
 def _decode(text: str, path: str, collector: Collector) -> tuple[bool, Any]:
     """``json.loads`` as strict as Go's decoder, with duplicate keys reported by path."""
     duplicates: dict[int, list[str]] = {}
@@ -185,12 +193,17 @@ def _decode(text: str, path: str, collector: Collector) -> tuple[bool, Any]:
         return obj
 
     hint = f"a CNI config is a JSON object, e.g. {_CONF_EXAMPLE}"
+    too_deep = limits.depth_problem(limits.text_depth(text))  # a repeated key can hide a deep value
+    if too_deep is not None:
+        collector.error(path, f"the CNI config {too_deep} (got {safe_show(text)}); {hint}")
+        return False, None
     try:
         doc = json.loads(
             text,
             object_pairs_hook=pairs_hook,
             parse_constant=_reject_constant,
             parse_float=_parse_float,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as exc:
         start = max(exc.pos - 20, 0)
