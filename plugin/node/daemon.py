@@ -21,9 +21,8 @@ one thread each, up to ``--max-concurrent`` at once (the rest wait in the backlo
 SIGTERM/SIGINT: stop accepting, let requests in flight finish (``--shutdown-timeout``),
 exit 0.
 
-Delegates are started so that they die with the request thread that runs them
-(``PR_SET_PDEATHSIG``): if the daemon is killed mid-ADD, no orphan plugin goes on
-attaching an interface after the runtime's DEL has cleaned up.
+Delegates are started by :func:`delegate_runner`: in the host's root with ``--chroot``
+(as Multus thick's ``chrootDir``), and for ADD tied to the request thread's life.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import io
 import logging
 import os
@@ -136,18 +136,39 @@ class NodeHooks(Hooks):
 # ---------------------------------------------------------------------------- running
 
 
-def exec_delegate(path: str, env: Mapping[str, str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-    """An ADD's delegates die with the daemon (see :func:`die_with_parent`); other verbs'
-    start the cheap way: a ``preexec_fn`` costs a full fork instead of vfork (~3 ms per
-    delegate here), and a DEL or CHECK that outlives the daemon does no harm."""
-    preexec = die_with_parent if env.get("CNI_COMMAND") == "ADD" else None
-    return delegate.subprocess_exec(path, env, stdin, timeout, preexec_fn=preexec)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: a forked child only calls it
+PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """In the delegate's child process, before exec: SIGKILL when the forking thread ends."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+def delegate_runner(chroot: str | None = None) -> delegate.ExecFn:
+    """How the daemon starts a delegate.
+
+    - ``chroot``: inside the host's root (``--chroot``, the host's ``/`` mounted in the
+      container): the cluster network's plugins expect the host's files (Flannel's
+      ``/run/flannel/subnet.env``, Calico's ``/var/lib/calico``, Cilium's socket, the
+      ``iptables`` that portmap runs), exactly what a runtime would have given them.
+    - An ADD's delegates get SIGKILL when the request thread that started them ends
+      (``PR_SET_PDEATHSIG``): if the daemon is killed mid-ADD, no orphan goes on attaching
+      an interface after the runtime's DEL has cleaned up. A DEL or CHECK that outlives
+      the daemon does no harm, so they start the cheap way when there is no chroot: any
+      ``preexec_fn`` costs a full fork instead of vfork (~3 ms per delegate here).
+    """
+
+    def child_setup(die_with_parent: bool) -> None:
+        if die_with_parent:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if chroot:
+            os.chroot(chroot)
+            os.chdir("/")
+
+    for_add = functools.partial(child_setup, True)
+    for_others = functools.partial(child_setup, False) if chroot else None
+
+    def run(path: str, env: Mapping[str, str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        setup = for_add if env.get("CNI_COMMAND") == "ADD" else for_others
+        return delegate.subprocess_exec(path, env, stdin, timeout, preexec_fn=setup)
+
+    return run
 
 
 class ClientPool:
@@ -204,7 +225,7 @@ def make_runner(*, base_environ: Mapping[str, str], clients: ClientPool | None,
     ``environment_kw`` sets the other :class:`~plugin.cni.commands.Environment` fields
     (timeouts; tests)."""
     inherited = {k: v for k, v in base_environ.items() if not k.startswith("CNI_") and k != main.DAEMON_DOWN}
-    run_delegate = exec_fn or exec_delegate
+    run_delegate = exec_fn or delegate_runner()
 
     def run(cni_env: dict[str, str], stdin: bytes) -> tuple[int, bytes, bytes]:
         environ = {**inherited, **cni_env}
@@ -405,6 +426,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
                        help="the node named in Events (default: $NODE_NAME, else the host name)")
         p.add_argument("--no-events", action="store_true", help="post no Events on pods")
+        p.add_argument("--chroot", default=None, metavar="DIR",
+                       help="run the delegates inside this directory (the host's / mounted in the container)")
     ready.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     args.command = args.command or "run"
@@ -511,8 +534,13 @@ class Node:
 
 
 def main_run(args: argparse.Namespace) -> int:
+    if args.chroot is not None and not os.path.isdir(os.path.join(args.chroot, "proc")):
+        log.error("--chroot %s does not hold a root file system (no proc directory): mount the host's / there",
+                  args.chroot)
+        return 2
     node = Node(args, os.environ)
-    runner = make_runner(base_environ=os.environ, clients=node.clients(), hooks=node.hooks)
+    runner = make_runner(base_environ=os.environ, clients=node.clients(), hooks=node.hooks,
+                         exec_fn=delegate_runner(args.chroot))
     server = Server(args.socket, runner, hooks=node.hooks, max_request_bytes=args.max_request_bytes,
                     max_concurrent=args.max_concurrent)
     server.bind()

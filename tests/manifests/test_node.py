@@ -97,12 +97,22 @@ def test_the_shim_and_the_daemon_and_its_probe_agree_on_the_socket(variant):
 @pytest.mark.parametrize("variant", THICK_VARIANTS)
 def test_the_daemon_mounts_each_host_path_it_needs_at_the_same_path(variant):
     found = mounts(variant, "daemon")
-    assert set(found) == set(DAEMON_HOST_PATHS)
+    assert set(found) - {daemon_args(variant).chroot} == set(DAEMON_HOST_PATHS)
     for path, settings in DAEMON_HOST_PATHS.items():
         mount = found[path]
         assert mount["volume"]["hostPath"]["path"] == path, path
         assert mount.get("readOnly", False) == settings.get("readOnly", False), path
         assert mount.get("mountPropagation", "None") == settings.get("mountPropagation", "None"), path
+
+
+@pytest.mark.parametrize("variant", THICK_VARIANTS)
+def test_the_daemon_runs_delegates_in_the_hosts_root_which_it_mounts_with_later_mounts(variant):
+    chroot = daemon_args(variant).chroot
+    assert chroot == "/host"
+    root = mounts(variant, "daemon")[chroot]
+    assert root["volume"]["hostPath"]["path"] == "/"
+    assert root.get("mountPropagation") == "HostToContainer"
+    assert not root.get("readOnly", False), "delegates keep their state on the host"
 
 
 def test_the_daemon_mounts_cover_the_paths_the_plugin_code_uses():

@@ -470,3 +470,43 @@ def test_twenty_pods_added_and_deleted_in_parallel_through_the_daemon(
     assert cache.container_ids(str(tmp_path / "cni")) == []
     assert len(api.requests_matching("PATCH", r"/api/v1/namespaces/default/pods/pod\d+/status")) == 20
 
+
+
+def minimal_root(root: Path, program: str) -> str:
+    """``program`` and the shared libraries it loads, copied under ``root`` at their paths."""
+    libs = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+    paths = [program, *(p for p in (part.split("=>")[-1].split("(")[0].strip() for part in libs.splitlines())
+                        if p.startswith("/"))]
+    for path in paths:
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    (root / "proc").mkdir(exist_ok=True)
+    return program
+
+
+def test_with_chroot_a_delegate_sees_the_host_root_not_the_daemons(tmp_path: Path) -> None:
+    """host-local writes its reservation under dataDir: inside the chroot, not outside."""
+    root = tmp_path / "host"
+    program = minimal_root(root, f"{CNI_BIN}/host-local")
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "chrooted", "type": "host-local",
+                       "ipam": {"type": "host-local", "subnet": "198.18.70.0/24", "dataDir": "/hl"}}).encode()
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/proc/self/ns/net", "CNI_IFNAME": "eth0",
+           "CNI_PATH": CNI_BIN, "PATH": "/usr/bin:/bin"}
+    code, out, err = daemon.delegate_runner(str(root))(program, env, conf, 30.0)
+    assert code == 0, (out, err)
+    assert json.loads(out)["ips"][0]["address"] == "198.18.70.2/24"
+    assert (root / "hl" / "chrooted" / "198.18.70.2").exists()
+    assert not Path("/hl").exists()
+    env["CNI_COMMAND"] = "DEL"
+    assert daemon.delegate_runner(str(root))(program, env, conf, 30.0)[0] == 0  # DEL: chrooted too
+    assert not (root / "hl" / "chrooted" / "198.18.70.2").exists()
+
+
+def test_a_chroot_without_a_root_file_system_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(tmp_path / "n.sock"),
+                           "--chroot", str(tmp_path), "--metrics-address", ""], cwd=thick.REPO, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert (f"[ERROR] netplex-node: --chroot {tmp_path} does not hold a root file system (no proc directory): "
+            "mount the host's / there") in done.stderr
