@@ -43,9 +43,10 @@ Decisions where Multus or the specs leave a choice:
   DEL errors of delegates that had been added keep exactly those in the entry.
 - **DEL without a cache entry** (never added, rolled back, already deleted, or lost):
   the attachments are rebuilt from the API as ADD would make them (or, without the API
-  or the pod, the cluster network alone) and deleted best-effort: errors are logged, not
-  returned, because nothing says those attachments exist, and a DEL that fails makes
-  the kubelet retry the teardown forever.
+  or the pod, from the configuration alone: the cluster network and the extra
+  ``delegates``) and deleted best-effort: errors are logged, not returned, because
+  nothing says those attachments exist, and a DEL that fails makes the kubelet retry
+  the teardown forever.
 - **CNI_ARGS**: parsed on the first ``=`` (a value may hold ``=``, which breaks Multus).
   The delegates get each key once, with ``IgnoreUnknown=true``; a pair whose value
   holds ``=`` is not passed to them (with a warning), because libcni's ``LoadArgs`` in
@@ -77,6 +78,7 @@ code and message the runtime sees); ``plugin.cni.main`` renders it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -228,12 +230,16 @@ def _closing(client: Any, env: Environment) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _container_lock(cfg: PluginConfig, container_id: str, env: Environment) -> Iterator[None]:
-    try:
-        with cache.sandbox_lock(cfg.cni_dir, container_id, timeout=env.lock_timeout):
-            yield
-    except cache.LockTimeout as exc:
-        raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
-                           f"{exc} after {env.lock_timeout:g}s") from exc
+    with contextlib.ExitStack() as held:
+        try:  # only taking the lock is guarded here, not the command run under it
+            held.enter_context(cache.sandbox_lock(cfg.cni_dir, container_id, timeout=env.lock_timeout))
+        except cache.LockTimeout as exc:
+            raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
+                                    f"{exc} after {env.lock_timeout:g}s") from exc
+        except OSError as exc:  # e.g. no inode left for the lock file: nothing has run yet
+            raise protocol.CniError(protocol.IO_FAILURE, f"cannot lock container {container_id} in "
+                                    f"{cfg.cni_dir} (cniDir): {exc}", "nothing was done; the runtime may retry") from exc
+        yield
 
 
 def _api_failure(exc: Exception, what: str) -> protocol.CniError:
@@ -456,7 +462,7 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
             pod_uid=plan.pod.uid if plan.pod else "",
             attachments=tuple(_cached(d, cni_args) for d in delegates),
         )
-        cache.write(cfg.cni_dir, entry)
+        _write_first_entry(cfg, entry)
         dirs = dirs_of(cfg, inv)
         results: list[dict[str, Any]] = []
         for position, d in enumerate(delegates):
@@ -484,6 +490,21 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
         if env.observer is not None and plan.pod is not None and entries:
             env.observer.added(plan.pod, entries)
         return protocol.convert_result(results[0], request_version)
+
+
+def _write_first_entry(cfg: PluginConfig, entry: cache.SandboxEntry) -> None:
+    """The entry that lets a DEL undo a crashed ADD; without it nothing may run (a full
+    disk must not turn into attached networks that no DEL can find)."""
+    try:
+        cache.write(cfg.cni_dir, entry)
+    except OSError as exc:
+        raise protocol.CniError(
+            protocol.IO_FAILURE,
+            f"cannot write the cache entry {cache.entry_path(cfg.cni_dir, entry.container_id)} before running any "
+            f"delegate: {exc}",
+            f"nothing was attached; free space in {cfg.cni_dir} (cniDir) and retry"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+            f"nothing was attached; {cfg.cni_dir} (cniDir) must be a writable directory") from exc
 
 
 def _refuse_earlier_entry(cfg: PluginConfig, inv: protocol.Invocation) -> None:
@@ -720,7 +741,9 @@ def _delete_without_cache(cfg: PluginConfig, inv: protocol.Invocation, env: Envi
         if plan is None:
             try:
                 get_nad = _nad_getter(client, None) if client is not None else None
-                plan = Plan(None, resolve.cluster_delegates(cfg, inv.ifname, get_nad, None)[:1])
+                configured = resolve.cluster_delegates(cfg, inv.ifname, get_nad, None)
+                extras = resolve.name_extra_interfaces(configured[1:], {inv.ifname})  # as ADD names them
+                plan = Plan(None, [configured[0], *extras])
             except (resolve.ResolveError, protocol.CniError) as exc:
                 log.warning("DEL of container %s without a cache entry: cannot resolve the cluster network, "
                             "nothing deleted: %s", inv.container_id, exc)
