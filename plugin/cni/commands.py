@@ -236,10 +236,16 @@ def _container_lock(cfg: PluginConfig, container_id: str, env: Environment) -> I
         except cache.LockTimeout as exc:
             raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
                                     f"{exc} after {env.lock_timeout:g}s") from exc
-        except OSError as exc:  # e.g. no inode left for the lock file: nothing has run yet
+        except OSError as exc:  # no inode left for the lock file, cniDir a file, ...: nothing has run yet
             raise protocol.CniError(protocol.IO_FAILURE, f"cannot lock container {container_id} in "
-                                    f"{cfg.cni_dir} (cniDir): {exc}", "nothing was done; the runtime may retry") from exc
+                                    f"{cfg.cni_dir} (cniDir): {exc}", _cni_dir_advice(exc, cfg, "done")) from exc
         yield
+
+
+def _cni_dir_advice(exc: OSError, cfg: PluginConfig, what: str) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"nothing was {what}; free space in {cfg.cni_dir} (cniDir) and retry"
+    return f"nothing was {what}; cniDir must name a directory that netplex can write"
 
 
 def _api_failure(exc: Exception, what: str) -> protocol.CniError:
@@ -501,10 +507,7 @@ def _write_first_entry(cfg: PluginConfig, entry: cache.SandboxEntry) -> None:
         raise protocol.CniError(
             protocol.IO_FAILURE,
             f"cannot write the cache entry {cache.entry_path(cfg.cni_dir, entry.container_id)} before running any "
-            f"delegate: {exc}",
-            f"nothing was attached; free space in {cfg.cni_dir} (cniDir) and retry"
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
-            f"nothing was attached; {cfg.cni_dir} (cniDir) must be a writable directory") from exc
+            f"delegate: {exc}", _cni_dir_advice(exc, cfg, "attached")) from exc
 
 
 def _refuse_earlier_entry(cfg: PluginConfig, inv: protocol.Invocation) -> None:
@@ -840,21 +843,24 @@ def cmd_gc(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> Non
         raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
                            f"{exc} after {env.lock_timeout:g}s") from exc
     if errors:
-        raise protocol.CniError(protocol.INTERNAL, f"garbage collection finished with {len(errors)} "
-                           f"error{'s' if len(errors) != 1 else ''}", "; ".join(errors))
+        codes = {code for code, _ in errors}  # one cause (a bad clusterNetwork: 7) keeps its code
+        raise protocol.CniError(codes.pop() if len(codes) == 1 else protocol.INTERNAL,
+                                f"garbage collection finished with {len(errors)} error{'s' if len(errors) != 1 else ''}",
+                                "; ".join(text for _, text in errors))
 
 
 def _collect_garbage(cfg: PluginConfig, inv: protocol.Invocation, env: Environment,
-                     valid: list[dict[str, str]]) -> list[str]:
+                     valid: list[dict[str, str]]) -> list[tuple[int, str]]:
+    """Every problem met, with its CNI code (999 where none says more)."""
     keep = {v["containerID"] for v in valid}
     dirs = dirs_of(cfg, inv)
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     kept: list[cache.SandboxEntry] = []
     for container_id in cache.container_ids(cfg.cni_dir):
         try:
             entry = cache.read(cfg.cni_dir, container_id)
         except cache.CacheError as exc:
-            errors.append(str(exc))
+            errors.append((protocol.INTERNAL, str(exc)))
             continue
         if entry is None:
             continue
@@ -864,7 +870,7 @@ def _collect_garbage(cfg: PluginConfig, inv: protocol.Invocation, env: Environme
         outcome = _delete_attachments(entry.attachments, container_id, entry.netns, env, dirs)
         failed = [(att, problem) for att, problem in outcome if problem is not None]
         if failed:
-            errors.extend(f"container {container_id}: {problem}" for _, problem in failed)
+            errors.extend((protocol.INTERNAL, f"container {container_id}: {problem}") for _, problem in failed)
             left = tuple(att for att in entry.attachments if any(att is f for f, _ in failed))
             cache.write(cfg.cni_dir, replace(entry, attachments=left))
         else:
@@ -876,12 +882,12 @@ def _collect_garbage(cfg: PluginConfig, inv: protocol.Invocation, env: Environme
             chain.gc(conflist, attachments, dirs=dirs, environ=env.environ, exec_fn=env.exec_fn,
                      timeout=env.delegate_timeout)
         except (DelegateError, protocol.CniError) as exc:
-            errors.append(f'GC of network "{conflist.get("name")}": {exc}')
+            errors.append((exc.code, f'GC of network "{conflist.get("name")}": {exc}'))
     return errors
 
 
 def _gc_targets(cfg: PluginConfig, env: Environment, valid: list[dict[str, str]],
-                kept: Sequence[cache.SandboxEntry], errors: list[str]
+                kept: Sequence[cache.SandboxEntry], errors: list[tuple[int, str]]
                 ) -> list[tuple[Mapping[str, Any], list[dict[str, str]]]]:
     targets: list[tuple[Mapping[str, Any], list[dict[str, str]]]] = []
     cluster_name = None
@@ -890,7 +896,7 @@ def _gc_targets(cfg: PluginConfig, env: Environment, valid: list[dict[str, str]]
         cluster_name = cluster.conflist.get("name")
         targets.append((cluster.conflist, list(valid)))
     except protocol.CniError as exc:
-        errors.append(f"GC of the cluster network: {exc}")
+        errors.append((exc.code, f"GC of the cluster network: {exc}"))
     others: dict[str, tuple[Mapping[str, Any], list[dict[str, str]]]] = {}
     for entry in kept:
         for att in entry.attachments:

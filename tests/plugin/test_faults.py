@@ -424,7 +424,7 @@ def test_add_with_no_inode_left_for_the_lock_file_fails_before_any_delegate_and_
     assert error["code"] == 5
     assert error["msg"] == (f"cannot lock container cid1 in {mount} (cniDir): [Errno 28] No space left on device: "
                             f"'{mount}/.locks/cid1'")
-    assert error["details"] == "nothing was done; the runtime may retry"
+    assert error["details"] == f"nothing was done; free space in {mount} (cniDir) and retry"
     assert fake_plugins.calls() == []
 
 
