@@ -235,3 +235,23 @@ def test_gc_with_a_cluster_network_that_cannot_be_found_is_code_7_not_999(tmp_pa
         "cniVersion": "1.1.0", "code": 7, "msg": "garbage collection finished with 1 error",
         "details": 'GC of the cluster network: cannot resolve the cluster network: cannot find network '
                    f'"cluster-net": no CNI config named "cluster-net" in {tmp_path}/conf'}
+
+
+def test_gc_logs_an_unreadable_cache_entry_and_succeeds(tmp_path: Path) -> None:
+    """Found by the fuzz (a ``logFile`` inside ``cniDir``): GC answered 999 for a file in the
+    cache directory that is no entry, at every run. GC cannot delete without an entry (it
+    knows no netns nor interface), so it logs the file and goes on; the container's DEL
+    deletes without it."""
+    prepare(str(tmp_path))
+    (tmp_path / "cni").mkdir()
+    (tmp_path / "cni" / "stray").write_text("netplex.log lines, not an entry\n")
+    conf = json.dumps({"cniVersion": "1.1.0", "name": "netplex", "type": "netplex", "cniDir": f"{tmp_path}/cni",
+                       "binDir": f"{tmp_path}/bin", "logLevel": "verbose",
+                       "delegates": [{"cniVersion": "1.0.0", "name": "cluster-net", "type": "fake-a"}]}).encode()
+    out, err = io.StringIO(), io.StringIO()
+    code = main.main({"CNI_COMMAND": "GC", "CNI_PATH": f"{tmp_path}/bin"}, io.BytesIO(conf), out, err,
+                     env_factory=lambda env: commands.Environment(env, exec_fn=fake_exec, lock_timeout=1.0))
+    assert (code, out.getvalue()) == (0, "")
+    assert f"GC: corrupt cache entry {tmp_path}/cni/stray: Expecting value: line 1 column 1 (char 0); left in " \
+           "place" in err.getvalue()
+    assert (tmp_path / "cni" / "stray").exists()
