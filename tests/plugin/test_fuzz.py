@@ -255,3 +255,22 @@ def test_gc_logs_an_unreadable_cache_entry_and_succeeds(tmp_path: Path) -> None:
     assert f"GC: corrupt cache entry {tmp_path}/cni/stray: Expecting value: line 1 column 1 (char 0); left in " \
            "place" in err.getvalue()
     assert (tmp_path / "cni" / "stray").exists()
+
+
+def test_a_delegate_cni_version_of_5000_digits_is_code_7_naming_it(tmp_path: Path) -> None:
+    """Found by the fuzz: such a ``cniVersion`` in ``delegates`` made ADD answer 999 (the
+    shared NAD parser called int() on it, which refuses 4300+ digits)."""
+    prepare(str(tmp_path))
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "cniDir": f"{tmp_path}/cni",
+                       "binDir": f"{tmp_path}/bin",
+                       "delegates": [{"cniVersion": "9" * 5000, "name": "cluster-net", "type": "fake-a"}]}).encode()
+    environ = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "cid1", "CNI_NETNS": f"{tmp_path}/netns",
+               "CNI_IFNAME": "eth0", "CNI_PATH": f"{tmp_path}/bin"}
+    out, err = io.StringIO(), io.StringIO()
+    code = main.main(environ, io.BytesIO(conf), out, err,
+                     env_factory=lambda env: commands.Environment(env, exec_fn=fake_exec))
+    assert code == 1
+    error = json.loads(out.getvalue())
+    assert (error["code"], error["msg"]) == (7, "cannot resolve the pod's networks")
+    assert error["details"].startswith("invalid CNI configuration delegates[0]: delegates[0].cniVersion: cniVersion "
+                                       'is not a CNI spec version (got "9999')

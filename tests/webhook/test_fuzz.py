@@ -92,10 +92,18 @@ workload = st.fixed_dictionaries({
     "metadata": metadata, "spec": st.fixed_dictionaries({}, optional={
         "template": st.fixed_dictionaries({}, optional={"metadata": metadata | weird, "spec": pod_spec | weird})
         | weird, "jobTemplate": weird})})
+cni_plugin = st.fixed_dictionaries({"type": st.sampled_from(["bridge", "macvlan", "../x", ""]) | text}, optional={
+    "cniVersion": st.sampled_from(["1.0.0", "0.3.1", "9" * 30, "9" * 5000, "1.0", ""]) | text | weird,
+    "name": text | weird, "ipam": weird, "capabilities": weird, "master": text | weird,
+    "cniVersions": st.lists(text, max_size=3) | weird})
+cni_config = cni_plugin | st.fixed_dictionaries({"plugins": st.lists(cni_plugin, max_size=3) | weird}, optional={
+    "cniVersion": st.sampled_from(["1.0.0", "9" * 5000]) | text | weird, "name": text | weird,
+    "cniVersions": st.lists(st.sampled_from(["1.0.0", "9" * 5000]) | text, max_size=3) | weird})
 nad = st.fixed_dictionaries({
     "apiVersion": st.just("k8s.cni.cncf.io/v1"), "kind": st.just("NetworkAttachmentDefinition"),
     "metadata": metadata, "spec": st.fixed_dictionaries({}, optional={
-        "config": text | weird.map(json.dumps) | weird | st.just('{"cniVersion":"1.0.0","type":"bridge"}')})})
+        "config": text | weird.map(json.dumps) | weird | st.just('{"cniVersion":"1.0.0","type":"bridge"}')
+        | cni_config.map(json.dumps)})})
 namespace = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.just("Namespace"), "metadata": metadata})
 k8s_object = pod | workload | nad | namespace | weird
 
@@ -269,3 +277,31 @@ def test_netplexctl_check_on_random_yaml_exits_0_1_or_2_with_output(document: st
 
 
 APP = make_app()
+
+
+# ---------------------------------------------------------------------- what the fuzz found
+
+
+def test_a_nad_whose_cni_version_has_5000_digits_is_denied_not_a_500() -> None:
+    """Found by the fuzz (through the plugin, which shares the NAD parser): a ``cniVersion``
+    of 5000 digits made /validate answer 500 (Python's int() refuses 4300+ digits). A part
+    of more than 18 digits is no version number (Go's Atoi overflows): denied, named."""
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "n", "namespace": "default"},
+           "spec": {"config": json.dumps({"cniVersion": "9" * 5000, "type": "bridge"})}}
+    body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                       "request": {"uid": "u", "operation": "CREATE", "object": nad,
+                                   "kind": {"group": "k8s.cni.cncf.io", "version": "v1",
+                                            "kind": "NetworkAttachmentDefinition"}}}).encode()
+    loop = asyncio.new_event_loop()
+    try:
+        status, raw = loop.run_until_complete(_call(APP, "/validate", body))
+    finally:
+        loop.close()
+    assert status == 200, raw
+    response = json.loads(raw)["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith(
+        'spec.config.cniVersion: cniVersion is not a CNI spec version (got "999999')
+    assert response["status"]["message"].endswith(
+        '; use one of 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, e.g. "0.3.1" or "1.0.0"')

@@ -41,8 +41,8 @@ def parse_version(value: str) -> tuple[int, int, int] | None:
     if value == "":
         return (0, 1, 0)
     parts = value.split(".")
-    if len(parts) > 3 or any(_VERSION_PART_RE.match(p) is None for p in parts):
-        return None
+    if len(parts) > 3 or any(_VERSION_PART_RE.match(p) is None or len(p) > 18 for p in parts):
+        return None  # more than 18 digits: Go's Atoi overflows (and int() refuses 4300+)
     numbers = [int(p) for p in parts] + [0] * (3 - len(parts))
     return (numbers[0], numbers[1], numbers[2])
 
