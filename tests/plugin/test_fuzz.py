@@ -18,8 +18,10 @@ A failure prints the ``@reproduce_failure`` blob; CI runs are derandomized.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -171,6 +173,7 @@ def check_main(root: str, environ: dict[str, str], stdin: bytes) -> None:
 
 
 ROOT = tempfile.mkdtemp(prefix="netplex-fuzz-")
+atexit.register(shutil.rmtree, ROOT, True)
 
 
 def prepare(root: str) -> None:
