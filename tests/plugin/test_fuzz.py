@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from plugin.cni import commands, main
 
-CI = settings(max_examples=300, deadline=None, derandomize=True, print_blob=True, database=None,
+CI = settings(max_examples=600, deadline=None, derandomize=True, print_blob=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 any_char = st.characters(codec=None, exclude_categories=())  # surrogates included

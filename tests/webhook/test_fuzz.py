@@ -38,7 +38,7 @@ KNOWN_KEYS = [NETWORKS, "v1.multus-cni.io/default-network", "k8s.v1.cni.cncf.io/
               "netplex.io/injected-resources", "netplex.io/policy-mode", "netplex.io/default-networks",
               "netplex.io/max-networks", "k8s.v1.cni.cncf.io/resourceName", "k8s.v1.cni.cncf.io/nodeSelector"]
 
-CI = settings(max_examples=150, deadline=None, derandomize=True, print_blob=True, database=None,
+CI = settings(max_examples=400, deadline=None, derandomize=True, print_blob=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # ---------------------------------------------------------------------- strategies
@@ -270,7 +270,7 @@ def test_random_admission_reviews_get_a_well_formed_answer_whose_patch_applies(c
         loop.close()
 
 
-@settings(CI, max_examples=100)
+@settings(CI, max_examples=300)
 @given(document=yaml_documents)
 def test_netplexctl_check_on_random_yaml_exits_0_1_or_2_with_output(document: str) -> None:
     check_ctl(document)
