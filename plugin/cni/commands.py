@@ -838,12 +838,16 @@ def cmd_gc(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> Non
     IPAM that supports GC can drop reservations nothing refers to.
     """
     valid = valid_attachments(cfg.raw)
-    try:
-        with cache.gc_lock(cfg.cni_dir, timeout=env.lock_timeout):
-            errors = _collect_garbage(cfg, inv, env, valid)
-    except cache.LockTimeout as exc:
-        raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
-                           f"{exc} after {env.lock_timeout:g}s") from exc
+    with contextlib.ExitStack() as held:
+        try:  # only taking the lock is guarded here
+            held.enter_context(cache.gc_lock(cfg.cni_dir, timeout=env.lock_timeout))
+        except cache.LockTimeout as exc:
+            raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
+                                    f"{exc} after {env.lock_timeout:g}s") from exc
+        except OSError as exc:  # cniDir a file, no inode left, ...: nothing has run yet
+            raise protocol.CniError(protocol.IO_FAILURE, f"cannot take the garbage collection lock in "
+                                    f"{cfg.cni_dir} (cniDir): {exc}", _cni_dir_advice(exc, cfg, "done")) from exc
+        errors = _collect_garbage(cfg, inv, env, valid)
     if errors:
         codes = {code for code, _ in errors}  # one cause (a bad clusterNetwork: 7) keeps its code
         raise protocol.CniError(codes.pop() if len(codes) == 1 else protocol.INTERNAL,
