@@ -712,12 +712,12 @@ def cmd_del(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> No
             entry = None
         if entry is None:
             _delete_without_cache(cfg, inv, env, dirs)
-            cache.remove(cfg.cni_dir, inv.container_id)
+            _remove_entry(cfg, inv.container_id)
             return
         outcome = _delete_attachments(entry.attachments, inv.container_id, inv.netns or entry.netns, env, dirs)
         failed = [(att, problem) for att, problem in outcome if problem is not None]
         if not failed:
-            cache.remove(cfg.cni_dir, inv.container_id)
+            _remove_entry(cfg, inv.container_id)
             return
         left = tuple(att for att in entry.attachments if any(att is f for f, _ in failed))
         cache.write(cfg.cni_dir, replace(entry, attachments=left))
@@ -725,6 +725,16 @@ def cmd_del(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> No
         raise protocol.CniError(protocol.INTERNAL,
                            f"{_who(pod)}error deleting {len(failed)} of {len(entry.attachments)} networks",
                            "; ".join(str(problem) for _, problem in failed))
+
+
+def _remove_entry(cfg: PluginConfig, container_id: str) -> None:
+    """After the networks were deleted: an entry that cannot be removed (a directory in its
+    place, a read-only cniDir) is logged, not a DEL error the kubelet would retry forever;
+    the next ADD names it."""
+    try:
+        cache.remove(cfg.cni_dir, container_id)
+    except OSError as exc:
+        log.warning("DEL of container %s: cannot remove its cache entry: %s", container_id, exc)
 
 
 def _delete_without_cache(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, dirs: list[str]) -> None:

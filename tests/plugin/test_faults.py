@@ -491,3 +491,22 @@ def test_del_with_a_corrupt_cache_entry_reports_it_and_deletes_what_the_configur
     assert sorted(addresses(netns)) == ["lo"]
     assert [bridge_ports(b) for b in bridges] == [[], []]
     assert not path.exists()
+
+
+def test_del_with_a_directory_in_place_of_the_cache_entry_deletes_and_says_so(
+        tmp_path: Path, fake_plugins: FakePlugins) -> None:
+    """An entry that cannot be read nor removed (a directory in its place): DEL deletes what
+    the configuration names, logs both problems and succeeds; it answered 999 before,
+    which the kubelet retries forever (and ADD asks for a DEL first)."""
+    plugin = Plugin(tmp_path, fake_plugins.dir)
+    conf = plugin.config(fake_conflist({"type": "fake-a"}, name="cluster-net"))
+    (tmp_path / "cni" / "cid1").mkdir(parents=True)
+    out = plugin.run("DEL", conf)
+    assert (out.code, out.stdout) == (0, "")
+    assert f"cannot read cache entry {tmp_path}/cni/cid1: Is a directory; deleting without it" in out.stderr
+    assert (f"DEL of container cid1: cannot remove its cache entry: [Errno 21] Is a directory: "
+            f"'{tmp_path}/cni/cid1'") in out.stderr
+    assert [(c["plugin"], c["command"]) for c in fake_plugins.calls()] == [("fake-a", "DEL")]
+    added = plugin.run("ADD", conf).error
+    assert (added["code"], added["msg"]) == (7, "container cid1 has an unreadable cache entry")
+    assert fake_plugins.calls()[1:] == []
