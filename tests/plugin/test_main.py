@@ -934,6 +934,19 @@ def test_a_configuration_nested_too_deep_is_code_7_before_it_is_decoded(plugin: 
     assert fake_plugins.calls() == []
 
 
+@pytest.mark.parametrize("value", ["", "   ", " \t\n "])
+def test_an_empty_networks_annotation_gets_the_cluster_network_only(plugin: Plugin, api: FakeApiServer,
+                                                                    fake_plugins: FakePlugins, value: str) -> None:
+    """Issue 12: Helm charts render an empty value when no extra network is asked for; Multus
+    runs such a pod with its cluster network only (needs the shared parser's rule that an
+    empty or blank annotation selects nothing, plugin/model/selection.py)."""
+    api.create(make_pod("web", annotations={NETWORKS: value}))
+    out = plugin.run("ADD", api_plugin(plugin, api))
+    assert out.code == 0, out.stdout
+    assert summary(fake_plugins) == [("ADD", "fake-a", "eth0")]
+    assert first_status_written(api) == [{"name": "cluster-net", "interface": "fake-a-eth0", "default": True}]
+
+
 # ------------------------------------------------------------------- start-up cost
 
 PROBE = """
