@@ -122,6 +122,11 @@ def test_an_empty_document_is_none(text: str, value: None) -> None:
     assert load(text) is value
 
 
+def test_number_prefixes_without_digits_stay_strings() -> None:
+    """PyYAML fails on these with a bare ValueError; they are no numbers."""
+    assert load("a: 0x_\nb: 0b__\nc: -0x\nd: 0_\n") == {"a": "0x_", "b": "0b__", "c": "-0x", "d": 0}
+
+
 def test_timestamps_and_sexagesimal_numbers_stay_strings_as_kubectl_reads_them() -> None:
     """A deliberate difference from PyYAML (which makes dates and base-60 integers): kubectl's
     decoder gives a kubeconfig's string fields these texts unchanged."""
@@ -229,6 +234,20 @@ def test_damaged_yaml_is_read_as_pyyaml_reads_it_or_refused_with_its_line(
         return  # we read some YAML that PyYAML refuses (tabs in plain values, empty flow keys)
     if not _has_dates_or_base60(damaged, theirs):
         assert ours == theirs, damaged
+
+
+_PIECES = st.sampled_from([*" \n\t:-?#'\"{}[],&*!|>%@`~\\abx019.\r\ufeffé", "  ", "\n  ", ": ", "- ", "---", "...",
+                           "|2", ">-", "&a ", "*a", "<<: ", "? ", "!!str ", "\\x4"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_any_text_is_read_or_refused_with_its_line(text: str) -> None:
+    try:
+        load(text)
+    except YamlError as exc:
+        assert str(exc).startswith(f"line {exc.line}: ")
+        assert 1 <= exc.line <= text.count("\n") + text.count("\r") + 1
 
 
 def _has_dates_or_base60(text: str, value: Any) -> bool:
