@@ -282,6 +282,8 @@ def _read_bytes(path: str, what: str) -> bytes:
             return f.read()
     except OSError as exc:
         raise KubeconfigError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the path, or text that is no file name (a lone surrogate)
+        raise KubeconfigError(f"{what}: {json.dumps(path)} is not a usable path ({exc})") from exc
 
 
 def _read_text(path: str, what: str) -> str:

@@ -486,3 +486,14 @@ def test_the_installers_json_kubeconfig_is_read_without_importing_the_yaml_reade
     done = subprocess.run([sys.executable, "-c", probe, str(yaml_file)], capture_output=True, text=True, check=True,
                           cwd=repo)
     assert done.stdout.split() == ["https://10.96.0.1:443", "tok", "True"]
+
+
+@pytest.mark.parametrize("key", ["tokenFile", "client-certificate", "certificate-authority"])
+def test_a_file_path_with_a_nul_in_the_kubeconfig_is_named(tmp_path: Path, key: str) -> None:
+    section = "user" if key != "certificate-authority" else "cluster"
+    line = f'    {key}: "pki/a\\u0000b"'
+    text = minimal(user=line + ("\n    client-key: k" if key == "client-certificate" else "")) \
+        if section == "user" else minimal(cluster="    server: https://a\n" + line)
+    where = 'user "u"' if section == "user" else 'cluster "k"'
+    assert error_of(tmp_path, text).endswith(
+        f'{where}: {key}: "{tmp_path}/pki/a\\u0000b" is not a usable path (embedded null byte)')

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from plugin.cni import cache, commands, main, protocol
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace, make_pod
@@ -479,6 +480,27 @@ def test_add_reads_the_pod_and_its_nads_and_writes_network_status(plugin: Plugin
          "default": False, "gateway": ["192.0.2.1"]},
         {"name": "blue/net-b", "interface": "fake-c-net1", "default": False},
     ]
+
+
+def test_a_hand_written_flow_style_kubeconfig_works_as_in_issue_12(plugin: Plugin, api: FakeApiServer,
+                                                                     fake_plugins: FakePlugins) -> None:
+    """Issue 12: with ``context: {cluster: local, user: admin}`` every pod failed at sandbox
+    creation; now the pod gets its networks and its network-status."""
+    assert api.ca_pem is not None
+    (plugin.tmp / "ca.crt").write_bytes(api.ca_pem)
+    token = yaml.safe_load(api.kubeconfig(plugin.tmp / "generated").read_text())["users"][0]["user"]["token"]
+    kubeconfig = plugin.tmp / "admin.conf"
+    kubeconfig.write_text(
+        "# single-node lab cluster\n---\napiVersion: v1\nkind: Config\n"
+        f"clusters:\n  - name: local\n    cluster: {{server: '{api.url}', certificate-authority: ca.crt}}\n"
+        f'users:\n  - {{name: admin, user: {{token: "{token}"}}}}\n'
+        "contexts:\n  - name: local\n    context: {cluster: local, user: admin}\ncurrent-context: local\n")
+    api.create(fake_nad("net-a"))
+    api.create(make_pod("web", annotations={NETWORKS: "net-a@data0"}))
+    out = plugin.run("ADD", plugin.config(cluster(), kubeconfig=str(kubeconfig)))
+    assert out.code == 0, out.stdout
+    assert summary(fake_plugins) == [("ADD", "fake-a", "eth0"), ("ADD", "fake-b", "data0")]
+    assert [entry["name"] for entry in first_status_written(api)] == ["cluster-net", "default/net-a"]
 
 
 def test_missing_kubeconfig_is_code_7_naming_it(plugin: Plugin, fake_plugins: FakePlugins) -> None:
