@@ -325,6 +325,8 @@ def loads(text: str, *, where: str = "kubeconfig") -> dict[str, Any]:
         except json.JSONDecodeError as exc:  # maybe flow-style YAML: read it as YAML below
             line = exc.lineno + text[: len(text) - len(stripped)].count("\n")
             as_json = f" (read as JSON: line {line}: {exc.msg})"
+        except ValueError:  # an integer int() refuses (4,300 digits): YAML names it with its line
+            pass
     if not parsed:
         from plugin.cni import yamlreader
 

@@ -22,7 +22,8 @@ What it refuses, each with the line: several documents in one file (kubectl read
 first and ignores the rest; a second document in a kubeconfig is a mistake worth
 reporting), a mapping or a sequence as a key, other tags, unknown directives and aliases
 to an anchor not yet closed (both refused by kubectl's go-yaml too), nesting deeper
-than :data:`plugin.model.limits.MAX_DEPTH` and aliases that expand beyond
+than :data:`plugin.model.limits.MAX_DEPTH`, integers longer than
+:data:`plugin.model.limits.INT_MAX_DIGITS` digits and aliases that expand beyond
 :data:`MAX_NODES` values (a "billion laughs" file). A repeated key keeps its last value,
 as kubectl and PyYAML do. The YAML 1.1 line breaks NEL, LS and PS (U+0085, U+2028,
 U+2029) are read as ordinary characters.
@@ -568,9 +569,9 @@ class _Reader:
             return content, empty
         return None
 
-    @staticmethod
-    def resolve(text: str) -> Any:
-        """A plain scalar's type, as PyYAML's safe_load gives it (see the module docstring)."""
+    def resolve(self, text: str) -> Any:
+        """A plain scalar's type, as PyYAML's safe_load gives it (see the module docstring);
+        an integer longer than :data:`plugin.model.limits.INT_MAX_DIGITS` is an error."""
         if text in _NULLS:
             return None
         first = text[0]
@@ -583,14 +584,15 @@ class _Reader:
                 digits = digits.lstrip("+-")
                 if digits in ("0b", "0x"):
                     return text  # only underscores after the prefix: no number (PyYAML fails here)
+                problem = limits.int_problem(digits)
+                if problem:
+                    raise self.error(f"{problem}; quote it if it is text")
                 if digits.startswith("0b"):
                     return sign * int(digits[2:], 2)
                 if digits.startswith("0x"):
                     return sign * int(digits[2:], 16)
                 if len(digits) > 1 and digits[0] == "0":
                     return sign * int(digits, 8)
-                if len(digits) > 4000:
-                    return text  # beyond Python's integer-string limit: keep the text
                 return sign * int(digits)
             if _FLOAT.fullmatch(text):
                 return float(text.replace("_", ""))

@@ -497,3 +497,10 @@ def test_a_file_path_with_a_nul_in_the_kubeconfig_is_named(tmp_path: Path, key: 
     where = 'user "u"' if section == "user" else 'cluster "k"'
     assert error_of(tmp_path, text).endswith(
         f'{where}: {key}: "{tmp_path}/pki/a\\u0000b" is not a usable path (embedded null byte)')
+
+
+def test_a_json_kubeconfig_with_a_number_int_refuses_is_named_with_its_line(tmp_path: Path) -> None:
+    text = '{"apiVersion": "v1",\n "x": ' + "1" * 5000 + "}"
+    assert error_of(tmp_path, text) == (
+        f"kubeconfig {tmp_path / 'kubeconfig'}: line 2: a number has 5000 digits (111111111111...); at most 100 "
+        "digits are accepted; quote it if it is text")

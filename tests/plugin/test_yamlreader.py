@@ -144,7 +144,7 @@ _TRICKY = st.text(alphabet=st.sampled_from([*"ab yz09-_./:=+@#'\"é\\\n\t{}[],&*
 _STRINGS = st.one_of(_TEXT, _TRICKY, st.sampled_from(["", "yes", "null", "~", "0x1F", "017", "1:20", "2026-12-03",
                                                       "-", "- a", "? b", ": c", "a: b", "#c", "&a", "*a", "!!str",
                                                       "https://10.0.0.1:6443", "'", '"', "|", ">"]))
-_SCALARS = st.one_of(_STRINGS, st.booleans(), st.none(), st.integers(), st.floats(allow_nan=False))
+_SCALARS = st.one_of(_STRINGS, st.booleans(), st.none(), st.integers(-(10**40), 10**40), st.floats(allow_nan=False))
 _TREES = st.recursive(_SCALARS, lambda children: st.one_of(
     st.lists(children, max_size=4), st.dictionaries(_STRINGS, children, max_size=4)), max_leaves=20)
 _B64 = st.binary(max_size=1500).map(lambda b: __import__("base64").b64encode(b).decode())
@@ -349,6 +349,21 @@ def test_nesting_beyond_the_shared_depth_limit_is_refused_before_any_deep_recurs
     with pytest.raises(YamlError) as info:
         load(text)
     assert str(info.value) == f"line {line}: {DEPTH_MESSAGE}"
+
+
+@pytest.mark.parametrize(("text", "digits"), [("a: " + "1" * 101, 101), ("a: [-" + "7" * 5000 + "]", 5000),
+                                             ("\n" + "9" * 200 + ": x", 200)])
+def test_an_integer_longer_than_the_shared_limit_is_refused_with_its_line(text: str, digits: int) -> None:
+    with pytest.raises(YamlError) as info:
+        load(text)
+    line = 2 if text.startswith("\n") else 1
+    shown = text.split(": ")[0].strip() if text.startswith("\n") else text[3:].lstrip("[-")
+    assert str(info.value) == (f"line {line}: a number has {digits} digits ({shown[:12]}...); at most 100 digits "
+                               "are accepted; quote it if it is text")
+
+
+def test_a_quoted_long_number_is_text() -> None:
+    assert load("token: '" + "1" * 500 + "'") == {"token": "1" * 500}
 
 
 def test_a_billion_laughs_is_refused_by_the_expansion_limit() -> None:
