@@ -234,6 +234,13 @@ def _container_lock(cfg: PluginConfig, container_id: str, env: Environment) -> I
     except cache.LockTimeout as exc:
         raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
                            f"{exc} after {env.lock_timeout:g}s") from exc
+    except cache.CacheDirError as exc:
+        raise _cache_dir_failure(exc, f"cannot lock container {container_id}") from exc
+
+
+def _cache_dir_failure(exc: cache.CacheDirError, what: str) -> protocol.CniError:
+    """A configured ``cniDir`` that is no directory is bad config (7); the rest is I/O (5)."""
+    return protocol.CniError(protocol.INVALID_CONFIG if exc.configured else protocol.IO_FAILURE, what, str(exc))
 
 
 def _api_failure(exc: Exception, what: str) -> protocol.CniError:
@@ -816,6 +823,8 @@ def cmd_gc(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> Non
     except cache.LockTimeout as exc:
         raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
                            f"{exc} after {env.lock_timeout:g}s") from exc
+    except cache.CacheDirError as exc:
+        raise _cache_dir_failure(exc, "cannot lock the cache for garbage collection") from exc
     if errors:
         raise protocol.CniError(protocol.INTERNAL, f"garbage collection finished with {len(errors)} "
                            f"error{'s' if len(errors) != 1 else ''}", "; ".join(errors))

@@ -156,7 +156,11 @@ def _decode_config(raw: bytes) -> object:
     import json
 
     from plugin.cni import protocol
+    from plugin.model import limits
 
+    problem = limits.depth_problem(limits.text_depth(raw.decode("utf-8", "replace")))
+    if problem:  # checked on the text: the decoder and every walk of the result recurse
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"invalid netplex configuration: the configuration {problem}")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from plugin.cni.config import PluginConfig
-from plugin.model import netconf, selection
+from plugin.model import limits, netconf, selection
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -84,8 +84,16 @@ NextDevice = Callable[[str, str], str]  # (resource, network) -> device ID
 
 
 def _decode_file(path: str) -> Any:
+    """A CNI config file; ``OSError`` when unreadable, ``ValueError`` when it is not JSON or
+    nests deeper than :data:`plugin.model.limits.MAX_DEPTH` (checked on the text, before
+    the decoder recurses), so that callers can skip one bad file and go on."""
     with open(path, "rb") as handle:
-        return json.loads(handle.read())
+        raw = handle.read()
+    text = raw.decode(json.detect_encoding(raw))  # as json.loads(bytes) would, UTF-8/16/32
+    problem = limits.depth_problem(limits.text_depth(text))
+    if problem:
+        raise ValueError(f"the file {problem}")
+    return json.loads(text)
 
 
 def find_conf_by_name(conf_dir: str, name: str) -> tuple[Mapping[str, Any] | None, list[str]]:
