@@ -41,10 +41,10 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from plugin.cni import files
 from plugin.model import names
+from plugin.model.records import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class CacheDirError(CacheError):
         self.configured = configured
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CachedAttachment:
     """One delegate: the network it attached, on which interface, with what, and the result."""
 
@@ -122,7 +122,7 @@ class CachedAttachment:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class SandboxEntry:
     container_id: str
     netns: str | None

@@ -78,16 +78,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 
-from plugin.cni import cache, chain, protocol
+from plugin.cni import cache, chain, logs, protocol
 from plugin.cni.config import PluginConfig
 from plugin.cni.delegate import DEFAULT_TIMEOUT, DelegateError, ExecFn
 from plugin.model.names import parse_cidr
+from plugin.model.records import record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:  # imported where used: a DEL with a cache entry needs none of them
@@ -96,7 +95,7 @@ if TYPE_CHECKING:  # imported where used: a DEL with a cache entry needs none of
     from plugin.cni import resolve
     from plugin.model import selection
 
-log = logging.getLogger("netplex")
+log = logs.get_logger("netplex")
 
 READINESS_POLL_SECONDS = 1.0
 DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"
@@ -107,7 +106,7 @@ ClientFactory = Callable[[str | None, Mapping[str, str]], "Any"]
 ``plugin.cni.kubeconfig.KubeconfigError``."""
 
 
-@dataclass
+@record
 class Environment:
     """Everything a command touches besides its arguments (the test seam).
 
@@ -145,7 +144,7 @@ class Observer:
 # ------------------------------------------------------------------------ shared parts
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PodRef:
     namespace: str
     name: str
@@ -268,7 +267,7 @@ def wait_ready(cfg: PluginConfig, env: Environment) -> None:
 # ---------------------------------------------------------------------------- planning
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     pod: PodRef | None
     delegates: list[resolve.Delegate]

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import os
 import signal
 import stat
@@ -45,14 +44,14 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from plugin.cni import protocol
+from plugin.cni import logs, protocol
 from plugin.model.names import plugin_type_problem
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
     from typing import Any
 
-log = logging.getLogger("netplex.delegate")
+log = logs.get_logger("netplex.delegate")
 
 ExecFn = Callable[[str, Mapping[str, str], bytes, float], tuple[int, bytes, bytes]]
 """``(path, env, stdin, timeout) -> (returncode, stdout, stderr)``.
@@ -244,7 +243,7 @@ def _run_with_retry(run: ExecFn, path: str, env: Mapping[str, str], stdin: bytes
 
 def _forward_stderr(stderr: bytes, plugin_type: str, command: str, *, failed: bool) -> None:
     """A plugin's stderr is its log (libcni copies it to the runtime's stderr)."""
-    level = logging.WARNING if failed else logging.INFO
+    level = logs.WARNING if failed else logs.INFO
     for line in stderr.decode("utf-8", "replace").splitlines():
         if line.strip():
             log.log(level, "%s (%s): %s", plugin_type, command, line.rstrip())

@@ -31,9 +31,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from plugin.model import limits
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class KubeconfigError(Exception):
     """The kubeconfig (or the in-cluster setup) cannot give a usable connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Connection:
     """Everything needed to talk to one API server as one identity.
 

@@ -33,10 +33,10 @@ import copy
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from plugin.cni.config import PluginConfig
 from plugin.model import limits, netconf, selection
+from plugin.model.records import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class ResolveError(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Delegate:
     """One attachment to make: which network, on which interface, with what."""
 

@@ -1029,3 +1029,18 @@ def test_a_cached_del_without_kubeconfig_loads_neither_ssl_nor_http_client(tmp_p
     assert third_party(modules) == []
     assert not {"ssl", "_ssl", "http.client", "plugin.cni.k8s", "plugin.cni.kubeconfig"} & set(modules)
     assert not {"plugin.cni.resolve", "plugin.model.selection", "plugin.cni.status"} & set(modules)  # ADD's business only
+    # Issue 10 §6, the import diet: no logging (no logFile), no dataclasses (inspect), no typing.
+    assert not {"logging", "dataclasses", "inspect", "typing"} & set(modules)
+
+
+def test_an_add_without_a_log_file_loads_neither_logging_nor_dataclasses_nor_typing(
+        tmp_path: Path, fake_plugins: FakePlugins) -> None:
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "netplex", "cniDir": str(tmp_path / "cni"),
+            "binDir": fake_plugins.dir, "delegates": [cluster()]}
+    environ = {"CNI_CONTAINERID": "c1", "CNI_NETNS": NETNS, "CNI_IFNAME": "eth0", "CNI_PATH": fake_plugins.dir}
+    modules = loaded_modules(tmp_path, {**environ, "CNI_COMMAND": "ADD"}, json.dumps(conf).encode())
+    assert "plugin.cni.commands" in modules and "plugin.cni.chain" in modules
+    assert not {"logging", "dataclasses", "inspect", "typing", "ssl", "http.client"} & set(modules)
+    with_file = loaded_modules(tmp_path, {**environ, "CNI_COMMAND": "DEL"},
+                               json.dumps({**conf, "logFile": str(tmp_path / "netplex.log")}).encode())
+    assert "logging" in with_file  # a log file is what logging is for
