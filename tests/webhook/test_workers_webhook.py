@@ -1,0 +1,92 @@
+"""``netplex-webhook --workers 2`` whose supervisor is killed with SIGKILL.
+
+Before, both workers went on serving with parent PID 1 and held the port, so a new
+``netplex-webhook`` could not bind it. Now the kernel's parent-death signal stops them
+(webhook/workers.py). A client holds an idle keep-alive TLS connection, as the API server
+does, so the bound also covers the graceful stop letting go of it (webhook/server.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.webhook.test_workers import alive
+from webhook.server import read_ca_banner
+from webhook.workers import children_of
+
+REPO = Path(__file__).resolve().parents[2]
+GONE_WITHIN = 5.0  # seconds from the SIGKILL until no worker is left
+
+
+def command() -> list[str]:
+    """The installed console script when there is one, else the same entry point by module."""
+    script = Path(sys.executable).parent / "netplex-webhook"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("netplex-webhook")
+    return [found] if found else [sys.executable, "-m", "webhook.server"]
+
+
+def start(port: int, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    proc = subprocess.Popen(
+        [*command(), "--workers", "2", "--self-signed", "--nads", "examples/", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("wb"),
+    )
+    assert proc.stdout is not None
+    banner = read_ca_banner(proc.stdout, timeout=30)
+    if banner is None:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"netplex-webhook did not start:\n{log.read_text()}")
+    return proc, *banner
+
+
+def test_workers_exit_when_the_supervisor_is_killed_and_a_new_webhook_binds_the_port(tmp_path: Path) -> None:
+    proc, url, pem = start(0, tmp_path / "first.log")
+    client = None
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        client = httpx.Client(base_url=url, verify=ssl.create_default_context(cadata=pem), timeout=10)
+        assert client.get("/healthz").text == "ok"  # and the connection stays open, idle
+
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait(timeout=10)
+        while any(alive(pid) for pid in workers) and time.monotonic() - killed < 30:
+            time.sleep(0.02)
+        took = time.monotonic() - killed
+        assert not any(alive(pid) for pid in workers), f"workers still alive 30 s after SIGKILL: {workers}"
+        assert took < GONE_WITHIN, f"workers took {took:.1f}s to stop"
+    finally:
+        if client is not None:
+            client.close()
+        proc.kill()
+        proc.wait()
+        for pid in workers:  # only if the test failed: do not leak orphans on the port
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    port = int(url.rsplit(":", 1)[1])
+    second, second_url, second_pem = start(port, tmp_path / "second.log")
+    try:
+        assert second_url == url
+        with httpx.Client(base_url=url, verify=ssl.create_default_context(cadata=second_pem), timeout=10) as fresh:
+            assert fresh.get("/healthz").text == "ok"
+    finally:
+        second.terminate()
+        assert second.wait(timeout=30) == 0
+    log = (tmp_path / "second.log").read_text()
+    assert "cannot listen" not in log and "supervising 2 workers" in log
