@@ -89,6 +89,15 @@ bodies and patches, Secret data or caBundle that is not base64, bad label select
 ``continue`` tokens, bad query numbers/booleans, and the injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
 ``Retry-After: 1``). Failures injected by ``fail_next`` come before authentication.
 
+Outages (test controls; the store stays, so a test can change objects while clients are cut off):
+
+- ``down()``: the server goes away as a crashed or restarting kube-apiserver does: the port
+  refuses connections, every open connection (keep-alive ones too) is cut, and open watches
+  end without their closing chunk; ``up()`` serves again on the same address.
+- ``drop_watches()``: every open watch is cut mid-stream (no closing chunk, no TLS
+  close_notify), as a load balancer or a network failure does; other connections stay.
+- ``delay()``: slow answers (the server holds matching requests before answering).
+
 Exceptions::
 
     Exception
@@ -100,6 +109,7 @@ Exceptions::
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as dt
 import http.server
@@ -687,7 +697,9 @@ class Subscription:
     cursor: int
     bookmarks: bool
     bookmark_seq: int
+    drops: int = 0  # ClusterState's drop count when the watch opened
     done: bool = False
+    cut: bool = False  # drop_watches() ended it: close the connection without the last chunk
 
 
 def wire(res: Resource, obj: JSON) -> JSON:
@@ -715,6 +727,7 @@ class ClusterState:
         self._bookmark_seq = 0
         self._watches = 0
         self._stopping = False
+        self._drops = 0
         for name in namespaces:
             self.create(make_namespace(name))
 
@@ -1032,6 +1045,12 @@ class ClusterState:
             self._stopping = True
             self._cond.notify_all()
 
+    def drop_watches(self) -> None:
+        """Cut every open watch (see ``FakeApiServer.drop_watches``); later watches are unaffected."""
+        with self._lock:
+            self._drops += 1
+            self._cond.notify_all()
+
     @property
     def open_watches(self) -> int:
         with self._lock:
@@ -1070,7 +1089,7 @@ class ClusterState:
                     raise expired(f"too old resource version: {cursor} ({self._compacted})")
             self._watches += 1
             self._cond.notify_all()
-            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq)
+            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq, self._drops)
 
     def close_watch(self, sub: Subscription) -> None:
         with self._lock:
@@ -1078,11 +1097,15 @@ class ClusterState:
             self._cond.notify_all()
 
     def next_events(self, sub: Subscription, timeout: float) -> list[JSON] | None:
-        """Events for ``sub`` after its cursor, waiting up to ``timeout``; None once stopping."""
+        """Events for ``sub`` after its cursor, waiting up to ``timeout``; None once stopping
+        or cut (then ``sub.cut``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 if self._stopping:
+                    return None
+                if sub.drops != self._drops:
+                    sub.cut = True
                     return None
                 if sub.cursor < self._compacted:
                     sub.done = True
@@ -1295,11 +1318,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         # headers and body are two writes: without NODELAY, Nagle + delayed ACK cost 40 ms a call
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.api._connections.add(self.request)
         super().setup()
         if isinstance(self.request, ssl.SSLSocket):  # handshake here, not in the accept loop
             self.request.settimeout(10)
             self.request.do_handshake()
             self.request.settimeout(None)
+
+    def finish(self) -> None:
+        self.server.api._connections.discard(self.request)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -1450,6 +1478,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         self._write_events([cluster.closing_bookmark(sub)])
                     break
                 events = cluster.next_events(sub, wait)
+                if events is None and sub.cut:
+                    self.close_connection = True  # cut: no closing chunk, no close_notify
+                    self.request.shutdown(socket.SHUT_RDWR)
+                    return
                 if events is None:
                     self.close_connection = True  # the server is stopping
                     break
@@ -1546,6 +1578,7 @@ class FakeApiServer:
         self._lock = threading.Lock()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()  # open client connections, for down()
         self.url = ""
         self.address = ""
 
@@ -1580,6 +1613,29 @@ class FakeApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def down(self) -> None:
+        """Go away (see the module docstring, "Outages"); ``up()`` comes back on the same address."""
+        self.cluster.drop_watches()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()  # the port now refuses connections
+            self._httpd = None
+        for conn in list(self._connections):  # keep-alive connections die with the server
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def up(self) -> FakeApiServer:
+        """Serve again after ``down()``, on the same address, with the same store and history."""
+        self.port = int(self.address.rsplit(":", 1)[1])
+        return self.start()
+
+    def drop_watches(self) -> None:
+        """Cut every open watch mid-stream (see the module docstring, "Outages")."""
+        self.cluster.drop_watches()
 
     def __enter__(self) -> FakeApiServer:
         return self.start()
