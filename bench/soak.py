@@ -77,7 +77,6 @@ import random
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,6 +159,7 @@ def make_certificates() -> tuple[bytes, list[tuple[bytes, bytes, bytes]]]:
     import ipaddress
 
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     from certs.authority import issue_serving, new_authority
 
@@ -167,8 +167,7 @@ def make_certificates() -> tuple[bytes, list[tuple[bytes, bytes, bytes]]]:
     pairs = []
     for _ in range(2):
         issued = issue_serving(ca, [ipaddress.ip_address("127.0.0.1"), "localhost"], days=1)
-        der = x509.load_pem_x509_certificate(issued.pair.cert).public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER)
+        der = x509.load_pem_x509_certificate(issued.pair.cert).public_bytes(Encoding.DER)
         pairs.append((issued.pair.cert, issued.pair.key, hashlib.sha256(der).digest()))
     return ca.cert_pem, pairs
 
@@ -356,7 +355,6 @@ async def _generate(index: int, count: int, rate: float, t0: float, duration: fl
     serial = [0]
 
     async def dispatch() -> None:
-        loop = asyncio.get_running_loop()
         for i in range(index, total, count):
             due = t0 + i / rate
             wait = due - time.monotonic()
@@ -367,7 +365,6 @@ async def _generate(index: int, count: int, rate: float, t0: float, duration: fl
                 await asyncio.sleep(0)
         for _ in range(connections):
             queue.put_nowait(None)
-        del loop
 
     async def connection() -> None:
         reader: asyncio.StreamReader | None = None
@@ -389,6 +386,7 @@ async def _generate(index: int, count: int, rate: float, t0: float, duration: fl
                     reader = writer = None
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"), 5)
+                    assert reader is not None and writer is not None
                     used = 0
                     cport = writer.get_extra_info("sockname")[1]
                     serial[0] += 1
@@ -530,10 +528,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def explain(record: Record, timeline: Timeline, args: argparse.Namespace) -> tuple[bool, str]:
+def explain(record: Record, timeline: Timeline, args: argparse.Namespace, t0: float) -> tuple[bool, str]:
     """(expected?, why) for an answer whose class differs from what the request expected."""
-    i, kind, expect, due, sent, done, klass, detail, cport, cserial, cert = record
-    t = sent - timeline_t0[0]
+    kind, expect, sent, klass, detail, cport = record[1], record[2], record[4], record[6], record[7], record[8]
+    t = sent - t0
     if (klass == CONN and cport in timeline.victim_ports and timeline.kill_at is not None
             and timeline.kill_at - 1 <= t <= timeline.kill_at + 5):
         return True, f"in flight on connection :{cport} of the killed worker {timeline.victim}"
@@ -543,9 +541,6 @@ def explain(record: Record, timeline: Timeline, args: argparse.Namespace) -> tup
             and timeline.policy_at <= t < timeline.policy_at + args.policy_grace):
         return True, f"missing NAD still denied within {args.policy_grace:.0f}s of the policy rewrite"
     return False, f"expected {expect}, got {klass}: {detail}"
-
-
-timeline_t0 = [0.0]
 
 
 Status = tuple[float, int, int, float]
@@ -567,7 +562,7 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
             want = ALLOWED
         if klass == want:
             continue
-        fine, why = explain(r, timeline, args)
+        fine, why = explain(r, timeline, args, t0)
         if fine:
             explained[why.split(" :")[0] if why.startswith("in flight") else why] += 1
         else:
@@ -670,9 +665,9 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
         print(f"load generators: CPU {', '.join(f'{100 * c / args.duration:.0f} %' for c in timeline.generator_cpu)} "
               "of a core each over the measured run")
 
-    errors = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
-    print(f"\nserver exit code after SIGTERM: {server_code}; ERROR/Traceback lines in its log: {len(errors)}")
-    for line in errors[:10]:
+    logged = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
+    print(f"\nserver exit code after SIGTERM: {server_code}; ERROR/Traceback lines in its log: {len(logged)}")
+    for line in logged[:10]:
         print(f"  {line[:200]}")
     if server_code != 0:
         ok = False
@@ -754,7 +749,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average after the run: {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"t0": t0, "records": records, "events": timeline.events}))
-    timeline_t0[0] = t0
     ok = report(records, timeline, args, start, end, code, log_path.read_text(), t0)
     print(f"(work directory: {work})")
     return 0 if ok else 1

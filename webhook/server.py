@@ -225,6 +225,9 @@ def _serve_worker(
     gc.collect()
     gc.freeze()
     if reloader is not None:
+        # Now, not one interval from now: a worker forked to replace another serves the
+        # certificate the supervisor loaded at start, which may have been rotated since.
+        reloader.check()
         reloader.start()
     try:
         return serve(

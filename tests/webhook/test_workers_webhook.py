@@ -4,6 +4,7 @@ Before, both workers went on serving with parent PID 1 and held the port, so a n
 ``netplex-webhook`` could not bind it. Now the kernel's parent-death signal stops them
 (webhook/workers.py). A client holds an idle keep-alive TLS connection, as the API server
 does, so the bound also covers the graceful stop letting go of it (webhook/server.py).
+Also: a worker that replaces a killed one serves the certificate files as they are now.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.webhook.conftest import make_leaf, presented_fingerprint
+from tests.webhook.test_cluster import eventually
 from tests.webhook.test_workers import alive
 from webhook.server import read_ca_banner
 from webhook.workers import children_of
@@ -90,3 +94,50 @@ def test_workers_exit_when_the_supervisor_is_killed_and_a_new_webhook_binds_the_
         assert second.wait(timeout=30) == 0
     log = (tmp_path / "second.log").read_text()
     assert "cannot listen" not in log and "supervising 2 workers" in log
+
+
+def test_a_worker_started_after_a_certificate_rotation_serves_the_new_certificate_at_once(tmp_path: Path) -> None:
+    # The supervisor loaded the first pair before forking; a replacement worker used to
+    # serve it until its first poll (--cert-reload-interval later).
+    first, second = make_leaf("first"), make_leaf("second")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(first.cert)
+    key.write_bytes(first.key)
+    port = free_port()
+    log = tmp_path / "webhook.log"
+    proc = subprocess.Popen(
+        [*command(), "--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key), "--nads", "examples/",
+         "--host", "127.0.0.1", "--port", str(port), "--cert-reload-interval", "300"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+    stopped: list[int] = []
+    try:
+        assert eventually(lambda: len(children_of(proc.pid)) == 2 and serves(port), timeout=30), log.read_text()
+        workers = children_of(proc.pid)
+        cert.write_bytes(second.cert)
+        key.write_bytes(second.key)
+        os.kill(workers[0], signal.SIGKILL)
+        assert eventually(lambda: len(set(children_of(proc.pid)) - set(workers)) == 1, timeout=15)
+        os.kill(workers[1], signal.SIGSTOP)  # every new connection now goes to the replacement
+        stopped.append(workers[1])
+        assert eventually(lambda: serves(port), timeout=15)
+        assert presented_fingerprint(port) == second.fingerprint
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serves(port: int) -> bool:
+    try:
+        presented_fingerprint(port)
+    except OSError:
+        return False
+    return True
