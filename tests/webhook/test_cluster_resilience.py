@@ -145,9 +145,9 @@ def test_an_api_server_restart_with_history_lost_relists_and_keeps_serving_meanw
 
 @pytest.fixture
 def slow_handler(api: FakeApiServer, tmp_path: Path) -> Iterator[Admission]:
-    """The production wiring with a 0.7 s confirming-GET timeout, synced, over an API whose
+    """The production wiring (its default confirming-GET timeout), synced, over an API whose
     NAD GETs take 5 s."""
-    cluster = start_index(api, tmp_path, confirm_timeout=0.7, confirm_backoff=60)
+    cluster = start_index(api, tmp_path, confirm_backoff=60)
     handler = Admission(cluster, confirm_missing=cluster.confirm, ready=cluster.synced, close=cluster.stop)
     try:
         assert cluster.wait_synced(10)
@@ -196,7 +196,7 @@ async def served_with_probe(handler: Admission, bodies: list[bytes]) -> tuple[li
 def test_a_slow_api_costs_one_confirm_timeout_at_most_and_never_stalls_the_event_loop(
     api: FakeApiServer, slow_handler: Admission, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    timeout = 0.7
+    timeout = cluster_module.CONFIRM_TIMEOUT
     # 20 pods that each select 3 missing networks (each would GET), 20 that select one present
     bodies = [review(f"gone-{i}-a, gone-{i}-b, gone-{i}-c") for i in range(20)] + [review("old")] * 20
 
@@ -212,9 +212,9 @@ def test_a_slow_api_costs_one_confirm_timeout_at_most_and_never_stalls_the_event
                                   'no NetworkAttachmentDefinition "gone-')
     assert all(response.json()["response"]["allowed"] is True for response, _ in present)
     slowest = max(seconds for _, seconds in missing)
-    # one timed-out GET (not re-sent: 4 x 0.7 s), then the index alone (not 3 x 5 s)
-    assert slowest < timeout + 1.3, f"a request waited {slowest:.2f}s"
-    assert max(seconds for _, seconds in present) < timeout + 1.3
+    # one timed-out GET (not re-sent: 4 x 1.5 s), then the index alone (not 3 x 5 s)
+    assert slowest < timeout + 1.5, f"a request waited {slowest:.2f}s"
+    assert max(seconds for _, seconds in present) < timeout + 1.5
     assert gap < timeout, f"the event loop stalled {gap * 1000:.0f} ms"
     gets = api.requests_matching("GET", NAD_ITEMS)
     assert 1 <= len(gets) <= 20  # the first failure pauses the confirms (the rest raced it)
