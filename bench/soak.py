@@ -444,6 +444,13 @@ def proc_status(pid: int) -> tuple[float, int, int, float] | None:
     return rss, len(fds), sockets, cpu
 
 
+def machine_busy() -> float:
+    """CPU seconds spent not idle by all cores since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def client_ports_of(pid: int, server_port: int) -> set[int]:
     """Remote ports of the TCP connections to ``server_port`` that ``pid`` holds (/proc)."""
     inodes = set()
@@ -473,6 +480,7 @@ class Timeline:
     rotate_at: float | None = None
     samples: dict[int, list[tuple[float, float, int, int, float]]] = field(default_factory=lambda: defaultdict(list))
     generator_cpu: list[float] = field(default_factory=list)
+    machine: list[tuple[float, float, float]] = field(default_factory=list)  # (t, busy CPU s, load average)
 
     def note(self, t: float, what: str) -> None:
         self.events.append((t, what))
@@ -508,6 +516,7 @@ def run_events(args: argparse.Namespace, supervisor: int, port: int, t0: float, 
                 timeline.note(at, "certificate files rotated (..data swapped)")
             continue
         if now >= next_sample:
+            timeline.machine.append((now - t0, machine_busy(), os.getloadavg()[0]))
             for pid in children_of(supervisor):
                 status = proc_status(pid)
                 if status is not None:
@@ -601,13 +610,26 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
         print(f"  t={r[4] - t0:6.2f}s #{r[0]} {r[1]} conn :{r[8]}: {why}")
     if unexpected:
         ok = False
+    if timeline.policy_at is not None:
+        missing = [(r[4] - t0 - timeline.policy_at, r[6]) for r in records if r[1] == "deny/missing-nad"]
+        last_old = max((t for t, k in missing if k == DENIED), default=float("nan"))
+        first_new = min((t for t, k in missing if k == ALLOWED), default=float("nan"))
+        print(f"\npolicy rewrite: first answer under the new policy {first_new:+.2f}s after it, "
+              f"last under the old one {last_old:+.2f}s")
     if opened:
-        print("\nnew TLS connections by certificate presented: "
+        print("new TLS connections by certificate presented: "
               + ", ".join(f"{cert} cert {when} the rotation: {n}" for (cert, when), n in sorted(opened.items())))
+        if timeline.rotate_at is not None:
+            fresh = [r[4] - t0 - timeline.rotate_at for r in first_use.values() if r[10] == "new"]
+            stale = [r[4] - t0 - timeline.rotate_at for r in first_use.values()
+                     if r[10] == "old" and r[4] - t0 >= timeline.rotate_at]
+            print(f"certificate rotation: first new certificate {min(fresh, default=float('nan')):+.2f}s after the "
+                  f"swap, last old one {max(stale, default=float('nan')):+.2f}s (reload interval "
+                  f"{args.cert_reload_interval:.0f}s)")
 
     print(f"\nper {args.window:.0f}s window (latency from the request's write to the answer's last byte; "
           "lag = how late the generator wrote it):")
-    print("  window      sent  req/s   p50 ms   p99 ms   max ms  lag p99 ms  lag max ms  errors")
+    print("  window      sent  req/s   p50 ms   p99 ms   max ms  lag p99 ms  lag max ms  errors  busy cores  load")
     windows = int(-(-duration // args.window))
     for w in range(windows):
         lo, hi = w * args.window, (w + 1) * args.window
@@ -621,12 +643,19 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
         if not has_kill and p99 > 5.0:
             ok = False
             flag += " p99 > 5 ms"
+        inside = [m for m in timeline.machine if lo <= m[0] <= hi]
+        busy = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) if len(inside) > 1 else float("nan")
+        load = max((m[2] for m in inside), default=float("nan"))
+        if busy >= 0.9 * (os.cpu_count() or 1):
+            flag += " saturated"
         print(f"  {lo:3.0f}-{hi:3.0f}s {len(rows):7d} {len(rows) / args.window:6.0f} {percentile(lat, 0.5):8.2f} "
               f"{p99:8.2f} {max(lat, default=float('nan')):8.1f} {percentile(lag, 0.99):11.2f} "
-              f"{max(lag, default=float('nan')):11.1f} {errors:7d}{flag}")
+              f"{max(lag, default=float('nan')):11.1f} {errors:7d} {busy:11.2f} {load:5.1f}{flag}")
     all_lat = [(r[5] - r[4]) * 1000 for r in records if r[6] != CONN]
     print(f"  all      {len(records):7d} {len(records) / duration:6.0f} {percentile(all_lat, 0.5):8.2f} "
           f"{percentile(all_lat, 0.99):8.2f}")
+    print("  (busy cores: all processes of the machine, this run's included, out of "
+          f"{os.cpu_count()}; load: the highest 1-minute load average seen in the window)")
 
     print("\nworkers (RSS MiB / open fds / of which sockets), measured with the load stopped: start = after "
           f"the {args.warmup:.0f}s warm-up, end = after the run; a replacement's start is its first sample "
