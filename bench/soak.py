@@ -74,6 +74,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -501,7 +502,7 @@ def run_events(args: argparse.Namespace, supervisor: int, port: int, t0: float, 
                 timeline.victim = workers[0]
                 timeline.victim_ports = client_ports_of(timeline.victim, port)
                 os.kill(timeline.victim, signal.SIGKILL)
-                timeline.kill_at = at
+                at = timeline.kill_at = time.monotonic() - t0
                 timeline.note(at, f"SIGKILL worker {timeline.victim} ({len(timeline.victim_ports)} client "
                                   "connections open on it)")
             elif what == "policy":
@@ -543,7 +544,10 @@ def explain(record: Record, timeline: Timeline, args: argparse.Namespace, t0: fl
     t = sent - t0
     if (klass == CONN and cport in timeline.victim_ports and timeline.kill_at is not None
             and timeline.kill_at - 1 <= t <= timeline.kill_at + 5):
-        return True, f"in flight on connection :{cport} of the killed worker {timeline.victim}"
+        if t <= timeline.kill_at:
+            return True, f"in flight at the SIGKILL on connection :{cport} of the killed worker {timeline.victim}"
+        return True, (f"sent after the SIGKILL on connection :{cport} of the killed worker {timeline.victim}, "
+                      "before the client saw it close")
     if kind == "deny/missing-nad" and klass == ALLOWED and timeline.policy_at is not None and t >= timeline.policy_at:
         return True, "missing NAD allowed with a warning: the new policy (missingNetworks: warn)"
     if (kind == "deny/missing-nad" and klass == DENIED and timeline.policy_at is not None
@@ -573,7 +577,7 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
             continue
         fine, why = explain(r, timeline, args, t0)
         if fine:
-            explained[why.split(" :")[0] if why.startswith("in flight") else why] += 1
+            explained[why.split(" :")[0] if " on connection :" in why else why] += 1
         else:
             unexpected.append((r, why))
     # certificates: connections opened after the rotation was due to be seen
@@ -729,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nads-per-namespace", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the raw records here")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (index, certificates, server log)")
     args = p.parse_args(argv)
     if args.nads_per_namespace < 8:
         p.error("--nads-per-namespace: at least 8 (pods select up to 8 distinct NADs)")
@@ -764,9 +769,11 @@ def main(argv: list[str] | None = None) -> int:
         run_load(args, args.warmup, port, ca, Mix(args.seed + 7, args.namespaces, args.nads_per_namespace), certs,
                  server.pid, None, policy, files, pairs[1])
         start = {pid: s for pid in children_of(server.pid) if (s := proc_status(pid)) is not None}
+        histogram_before = server_histogram(port, ca)
         timeline = Timeline()
         records, t0 = run_load(args, args.duration, port, ca, mix, certs, server.pid, timeline, policy, files, pairs[1])
         end = {pid: s for pid in children_of(server.pid) if (s := proc_status(pid)) is not None}
+        histogram = {le: n - histogram_before.get(le, 0.0) for le, n in server_histogram(port, ca).items()}
         loads = os.getloadavg()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -779,7 +786,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"t0": t0, "records": records, "events": timeline.events}))
     ok = report(records, timeline, args, start, end, code, log_path.read_text(), t0)
-    print(f"(work directory: {work})")
+    total = histogram.get(float("inf"), 0.0)
+    if total:
+        shares = ", ".join(f"<= {le * 1000:g} ms {100 * n / total:.2f} %" for le, n in sorted(histogram.items())
+                           if le in (0.001, 0.0025, 0.005, 0.01, 0.025))
+        print(f"server side (the webhook's own histogram, headers in to answer out, {total:.0f} requests of the "
+              f"measured run, the killed worker's included): {shares}")
+    if args.keep:
+        print(f"(work directory: {work})")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 
 
@@ -813,6 +829,25 @@ def run_load(args: argparse.Namespace, duration: float, port: int, ca: bytes, mi
     if timeline is not None:
         timeline.generator_cpu = cpu
     return records, t0
+
+
+def server_histogram(port: int, ca: bytes) -> dict[float, float]:
+    """The webhook's own request-duration histogram (all workers, both endpoints): le -> count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ctx = ssl.create_default_context(cadata=ca.decode())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    buckets: dict[float, float] = defaultdict(float)
+    for family in text_string_to_metric_families(data.partition(b"\r\n\r\n")[2].decode()):
+        for sample in family.samples:
+            if sample.name == "netplex_webhook_request_duration_seconds_bucket":
+                buckets[float(sample.labels["le"])] += sample.value
+    return dict(buckets)
 
 
 def wait_ready(server: subprocess.Popen[bytes], port: int, ca: bytes, timeout: float = 60) -> None:
