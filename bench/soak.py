@@ -2,7 +2,7 @@
 
 Run (as root or not; figures in bench/README.md, "soak.py"):
 
-    python bench/soak.py [--duration 60] [--rate 1000] [--generators 2] [--json FILE]
+    python bench/soak.py [--duration 60] [--rate 1000] [--generators 1] [--json FILE] [--keep]
 
 What runs, on loopback, with real TLS:
 
@@ -695,7 +695,9 @@ def report(records: list[Record], timeline: Timeline, args: argparse.Namespace, 
     print("RSS MiB every 10 s under load (from the 1 s samples):")
     for pid, samples in sorted(timeline.samples.items()):
         trace = [f"{x[1]:.1f}" for k, x in enumerate(samples) if k % 10 == 0] + [f"{samples[-1][1]:.1f}"]
-        print(f"  {pid:7d}  " + " ".join(trace))
+        half = next((x[1] for x in samples if x[0] >= args.duration / 2), None)
+        tail = f"   (last {args.duration / 2:.0f}s: {100 * (samples[-1][1] - half) / half:+.1f} %)" if half else ""
+        print(f"  {pid:7d}  " + " ".join(trace) + tail)
     if timeline.generator_cpu:
         print(f"load generators: CPU {', '.join(f'{100 * c / args.duration:.0f} %' for c in timeline.generator_cpu)} "
               "of a core each over the measured run")
@@ -722,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--rate", type=float, default=1000.0)
-    p.add_argument("--generators", type=int, default=2)
+    p.add_argument("--generators", type=int, default=1, help="load generator processes (one uses ~0.3 core at 1,000/s)")
     p.add_argument("--connections", type=int, default=32, help="in all, spread over the generators")
     p.add_argument("--requests-per-connection", type=int, default=200)
     p.add_argument("--window", type=float, default=10.0)
