@@ -25,6 +25,13 @@ What runs, in one run of this script:
 - **start-up**: VERSION of the same zipapp against ``<--python> -c pass``; and, to show
   what importing costs, a process that imports exactly the modules a 3-network ADD (DEL)
   imported (listed by ``-X importtime`` of a real one) and does nothing else.
+- **thick**: the shim (``plugin/node/shim.py`` rendered as the installer does, ``#!<--python> -IS``)
+  executed the same way, asking a ``netplex-node`` daemon started by this script in the node
+  namespace (with the API double's kubeconfig; the configuration the shim gets has none).
+  Also measured for thick mode: the shim's VERSION against ``<--python> -IS -c pass``; the
+  daemon's RSS when idle after the warm-up and after ``--pods`` more pods (1 network,
+  ADD+DEL each); and ``--parallel`` pods (3 networks each, a namespace each) ADDed all at
+  once and then DELeted all at once, thick and thin, wall time of each burst.
 - ``--against REF`` adds netplex as of a git ref (``git archive``, read only), measured
   in the same runs: before/after on the same noisy machine. ``--isolated`` adds a zipapp
   whose ``#!`` line is ``<--python> -IS`` (no ``site``, no ``PYTHON*`` variables).
@@ -77,6 +84,8 @@ CASES = (1, 3, 8)
 VERSION_TARGET_MS = 25.0
 OVERHEAD_TARGET = 0.25
 OVERHEAD_CASE = 3
+THICK_TARGET = 1.25  # thick ADD+DEL <= 1.25 x direct, for OVERHEAD_CASE networks
+SHIM_TARGET_MS = 5.0  # shim VERSION <= python -IS -c pass + 5 ms
 
 
 # ------------------------------------------------------------------ processes, timed
@@ -329,6 +338,9 @@ def inner(args: argparse.Namespace) -> int:
                                 f"K8S_POD_INFRA_CONTAINER_ID={case.container_id};K8S_POD_UID={uid}"}
 
         envs = {case.networks: cni_env(case) for case in cases}
+        thick_conf = json.dumps({k: v for k, v in json.loads(conf).items() if k != "kubeconfig"}).encode()
+        node_daemon = start_daemon(tmp, api.kubeconfig(tmp / "kubeconfig-daemon"), base_env)
+        shim = write_shim(tmp, args.python, main_variant.zipapp)
 
         def expect(after: str, wanted: list[str]) -> None:
             found = links_in(args.pod_netns)
@@ -340,6 +352,15 @@ def inner(args: argparse.Namespace) -> int:
                            run_timed([str(variant.zipapp)], {**envs[case.networks], "CNI_COMMAND": command}, conf,
                                      launcher=launcher))
             expect(f"{variant.label} {command}", case.interfaces if command == "ADD" else ["lo"])
+            return ran
+
+        def thick(case: Case, command: str, launcher: str | None = None, *, env: Mapping[str, str] | None = None,
+                  check: bool = True) -> Ran:
+            ran = check_ok(f"thick {command} ({case.networks} networks)",
+                           run_timed([str(shim)], {**(env or envs[case.networks]), "CNI_COMMAND": command},
+                                     thick_conf, launcher=launcher))
+            if check:
+                expect(f"thick {command}", case.interfaces if command == "ADD" else ["lo"])
             return ran
 
         def direct(case: Case, launcher: str | None = None) -> tuple[float, float, int]:
@@ -359,6 +380,8 @@ def inner(args: argparse.Namespace) -> int:
                 assert entry is not None
                 case.delegates = [Delegate(a.ifname, json.loads(a.config), a.cni_args) for a in entry.attachments]
                 netplex(variant, case, "DEL")
+            thick(case, "ADD")
+            thick(case, "DEL")
         if args.profile:
             profile(args, main_variant.zipapp, next(c for c in cases if c.networks == OVERHEAD_CASE),
                     {**envs[OVERHEAD_CASE]}, conf)
@@ -375,26 +398,31 @@ def inner(args: argparse.Namespace) -> int:
             if r < args.version_runs:
                 ran = check_ok("python -c pass", run_timed([args.python, "-c", "pass"], base_env))
                 figures.add("python -c pass", 0, "VERSION", ran.seconds)
-                if args.isolated:
-                    ran = check_ok("python -IS -c pass", run_timed([args.python, "-IS", "-c", "pass"], base_env))
-                    figures.add("python -IS -c pass", 0, "VERSION", ran.seconds)
                 for variant in variants:
                     ran = check_ok(f"{variant.label} VERSION", run_timed([str(variant.zipapp)], version_env))
                     figures.add(variant.label, 0, "VERSION", ran.seconds)
+                ran = check_ok("python -IS -c pass", run_timed([args.python, "-IS", "-c", "pass"], base_env))
+                figures.add("python -IS -c pass", 0, "VERSION", ran.seconds)
+                figures.add("thick", 0, "VERSION", check_ok("shim VERSION", run_timed([str(shim)], version_env)).seconds)
                 for (label, command), argv in imports.items():
                     figures.add(f"imports of {command}, {label}", 0, "VERSION",
                                 check_ok(f"imports of {command}", run_timed(argv, base_env)).seconds)
             if r >= args.runs:
                 continue
             for case in cases:
-                sides: list[Variant | None] = [*variants, None]  # None: direct
+                sides: list[Variant | str | None] = [*variants, "thick", None]  # None: direct
                 if r % 2:
                     sides.reverse()
                 for side in sides:
                     if side is None:
                         add_s, del_s, _ = direct(case)
                         who = "direct"
+                    elif side == "thick":
+                        add_s = thick(case, "ADD").seconds
+                        del_s = thick(case, "DEL").seconds
+                        who = "thick"
                     else:
+                        assert isinstance(side, Variant)
                         add_s = netplex(side, case, "ADD").seconds
                         del_s = netplex(side, case, "DEL").seconds
                         who = side.label
@@ -417,13 +445,105 @@ def inner(args: argparse.Namespace) -> int:
                                 netplex(variant, case, command, launcher).maxrss_kib)
         for case in cases:
             figures.rss("direct", case.networks, direct(case, launcher)[2])
+            for command in ("ADD", "DEL"):
+                figures.rss("thick shim", case.networks, thick(case, command, launcher).maxrss_kib)
+
+        # The daemon's memory: idle after everything above, then after --pods more pods.
+        figures.rss("daemon idle", 0, rss_kib(node_daemon.pid))
+        one = next(c for c in cases if c.networks == 1)
+        for _ in range(args.pods):
+            thick(one, "ADD", check=False)
+            thick(one, "DEL", check=False)
+        expect(f"{args.pods} pods through the daemon", ["lo"])
+        figures.rss("daemon after pods", 0, rss_kib(node_daemon.pid))
+
+        # Pods at once: --parallel pods of OVERHEAD_CASE networks, each in its own namespace.
+        burst = parallel_pods(args, api, tmp, pod_ns, base_env, conf, thick_conf, shim, main_variant)
 
         leftovers = {net: sorted(os.listdir(data / net)) for net in sorted(os.listdir(data))}
         if any(name[0].isdigit() for names in leftovers.values() for name in names):
             raise SystemExit(f"host-local allocations left behind: {leftovers}")
+        node_daemon.send_signal(signal.SIGTERM)
+        node_daemon.wait(30)
 
-    report(args, variants, figures)
+    report(args, variants, figures, burst)
     return 0
+
+
+def start_daemon(tmp: Path, kubeconfig: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """``netplex-node`` of this tree, in the node namespace; returns once it answers."""
+    from plugin.node import daemon
+
+    sock = tmp / "run" / "netplex.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(sock),
+                             "--kubeconfig", str(kubeconfig), "--log-level", "warning"],
+                            cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while daemon.probe(str(sock), 1.0) != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("netplex-node did not start")
+        time.sleep(0.05)
+    return proc
+
+
+def write_shim(tmp: Path, python: str, thin: Path) -> Path:
+    from plugin.node import wire
+
+    shim = tmp / "shim" / "netplex"
+    shim.parent.mkdir()
+    shim.write_text(wire.render_shim(socket_path=str(tmp / "run" / "netplex.sock"), thin=str(thin), timeout=60,
+                                     python=python))
+    shim.chmod(0o755)
+    return shim
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def parallel_pods(args: argparse.Namespace, api: Any, tmp: Path, pod_ns: str, base_env: Mapping[str, str],
+                  conf: bytes, thick_conf: bytes, shim: Path, thin: Variant) -> dict[str, float]:
+    """Wall time of ``--parallel`` ADDs at once, then as many DELs, thick and thin; every
+    pod is checked afterwards (3 networks in, only ``lo`` after the DELs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.k8sapi import make_pod
+
+    count = args.parallel
+    names = [f"{os.path.basename(pod_ns)}-p{i}" for i in range(count)]
+    wanted = sorted(["lo", "eth0", *(f"net{i}" for i in range(1, OVERHEAD_CASE))])
+    for i in range(count):
+        api.create(make_pod(f"burst-{i}", annotations={NETWORKS: selection(OVERHEAD_CASE)}))
+    seconds: dict[str, float] = {}
+    made: list[str] = []
+    try:
+        for name in names:
+            ip("netns", "add", name)
+            made.append(name)
+        for label, argv, body in (("thick", [str(shim)], thick_conf), ("thin", [str(thin.zipapp)], conf)):
+            def one(i: int, command: str, argv: list[str] = argv, body: bytes = body, label: str = label) -> Ran:
+                env = {**base_env, "CNI_COMMAND": command, "CNI_CONTAINERID": f"burst-{label}-{i}",
+                       "CNI_NETNS": f"/run/netns/{names[i]}", "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN,
+                       "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME=burst-{i}"}
+                return check_ok(f"{label} {command} of pod {i} at once", run_timed(argv, env, body))
+
+            for command in ("ADD", "DEL"):
+                start = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=count) as pool:
+                    list(pool.map(lambda i, c=command: one(i, c), range(count)))
+                seconds[f"{label} {command}"] = time.perf_counter() - start
+                expected = wanted if command == "ADD" else ["lo"]
+                for name in names:
+                    if links_in(name) != expected:
+                        raise SystemExit(f"{label} {command} at once: {name} has {links_in(name)}")
+    finally:
+        for name in made:
+            ip("netns", "del", name, check=False)
+    return seconds
 
 
 IMPORTED = """\
@@ -479,7 +599,7 @@ def profile(args: argparse.Namespace, zipapp: Path, case: Case, env: Mapping[str
           "add.importtime, del.importtime")
 
 
-def report(args: argparse.Namespace, variants: list[Variant], figures: Figures) -> None:
+def report(args: argparse.Namespace, variants: list[Variant], figures: Figures, burst: dict[str, float]) -> None:
     mib = 1024.0
     node_python = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
                                  capture_output=True, text=True, check=True).stdout.strip()
@@ -487,25 +607,26 @@ def report(args: argparse.Namespace, variants: list[Variant], figures: Figures) 
           f"{args.python} (Python {node_python}), {os.cpu_count()} cores, kernel {platform.release()}")
     print()
     print(f"ADD and DEL of one pod, wall time per call, median of {args.runs} runs (ADD+DEL: of the per-run sums), ms")
-    width = max(len(v.label) for v in variants)
+    width = max(len(v.label) for v in [*variants, Variant("thick", Path())])
     print(f"{'networks':>8}  {'':{width}} {'ADD':>7} {'DEL':>7} {'ADD+DEL':>8} {'n - d':>7} {'(n-d)/d':>8} "
           f"{'(n-d)/n':>8}")
     for n in CASES:
         print(f"{n:>8}  {'direct':{width}} {figures.ms('direct', n, 'ADD'):7.1f} {figures.ms('direct', n, 'DEL'):7.1f} "
               f"{figures.ms('direct', n, 'both'):8.1f}")
-        for v in variants:
-            own = figures.ms(v.label, n, "both") - figures.ms("direct", n, "both")
-            print(f"{'':>8}  {v.label:{width}} {figures.ms(v.label, n, 'ADD'):7.1f} "
-                  f"{figures.ms(v.label, n, 'DEL'):7.1f} {figures.ms(v.label, n, 'both'):8.1f} {own:7.1f} "
-                  f"{figures.overhead(v.label, n):8.0%} {own / figures.ms(v.label, n, 'both'):8.0%}")
+        for label in ["thick", *(v.label for v in variants)]:
+            own = figures.ms(label, n, "both") - figures.ms("direct", n, "both")
+            print(f"{'':>8}  {label:{width}} {figures.ms(label, n, 'ADD'):7.1f} "
+                  f"{figures.ms(label, n, 'DEL'):7.1f} {figures.ms(label, n, 'both'):8.1f} {own:7.1f} "
+                  f"{figures.overhead(label, n):8.0%} {own / figures.ms(label, n, 'both'):8.0%}")
     print()
     bare = figures.ms("python -c pass", 0, "VERSION")
     print(f"start-up, median of {args.version_runs} runs, ms")
     col = max(28, width + 16)
     print(f"  {'python -c pass (baseline)':{col}} {bare:6.1f}   1.00")
-    if args.isolated:
-        ms = figures.ms("python -IS -c pass", 0, "VERSION")
-        print(f"  {'python -IS -c pass':{col}} {ms:6.1f}   {ms / bare:.2f}")
+    isolated = figures.ms("python -IS -c pass", 0, "VERSION")
+    print(f"  {'python -IS -c pass':{col}} {isolated:6.1f}   {isolated / bare:.2f}")
+    shim_ms = figures.ms("thick", 0, "VERSION")
+    print(f"  {'VERSION, thick (the shim)':{col}} {shim_ms:6.1f}   {shim_ms / bare:.2f}")
     for v in variants:
         ms = figures.ms(v.label, 0, "VERSION")
         print(f"  {'VERSION, ' + v.label:{col}} {ms:6.1f}   {ms / bare:.2f}")
@@ -519,11 +640,18 @@ def report(args: argparse.Namespace, variants: list[Variant], figures: Figures) 
     rss = figures.rss_kib
     print(f"peak RSS, MiB (wait4 ru_maxrss through a launcher whose own, {rss[('launcher (floor)', 0)] / mib:.1f}, "
           "is the floor of every figure)")
+    print(f"  netplex-node daemon: idle {rss[('daemon idle', 0)] / mib:.1f}, after {args.pods} more pods "
+          f"{rss[('daemon after pods', 0)] / mib:.1f}")
     print(f"  python -c pass {rss[('python -c pass', 0)] / mib:.1f}; "
           + "; ".join(f"VERSION {v.label} {rss[(v.label, 0)] / mib:.1f}" for v in variants))
     for n in CASES:
         print(f"  {n} networks: " + "; ".join(f"{v.label} ADD/DEL {rss[(v.label, n)] / mib:.1f}" for v in variants)
+              + f"; thick shim ADD/DEL {rss[('thick shim', n)] / mib:.1f}"
               + f"; largest delegate run directly {rss[('direct', n)] / mib:.1f}")
+    print()
+    print(f"{args.parallel} pods of {OVERHEAD_CASE} networks at once, wall time of the burst, s")
+    for label in ("thick", "thin"):
+        print(f"  {label:6} ADD {burst[f'{label} ADD']:6.2f}   DEL {burst[f'{label} DEL']:6.2f}")
     print()
     label = variants[0].label
     version = figures.ms(label, 0, "VERSION")
@@ -533,6 +661,11 @@ def report(args: argparse.Namespace, variants: list[Variant], figures: Figures) 
           f"{'ok' if version <= VERSION_TARGET_MS else 'MISSED'}")
     print(f"  overhead (netplex - direct) / direct <= {OVERHEAD_TARGET:.0%} for {OVERHEAD_CASE} networks: "
           f"{overhead:.0%}  {'ok' if overhead <= OVERHEAD_TARGET else 'MISSED'}")
+    thick_ratio = figures.ms("thick", OVERHEAD_CASE, "both") / figures.ms("direct", OVERHEAD_CASE, "both")
+    print(f"  thick ADD+DEL <= {THICK_TARGET:.2f} x direct for {OVERHEAD_CASE} networks: {thick_ratio:.2f} x  "
+          f"{'ok' if thick_ratio <= THICK_TARGET else 'MISSED'}")
+    print(f"  shim VERSION <= python -IS -c pass + {SHIM_TARGET_MS:.0f} ms: {shim_ms:.1f} vs {isolated:.1f} ms  "
+          f"{'ok' if shim_ms <= isolated + SHIM_TARGET_MS else 'MISSED'}")
     floor = 2 * bare / figures.ms("direct", OVERHEAD_CASE, "both")
     print(f"  (floor of any Python plugin: two interpreter starts, 2 x {bare:.1f} ms = {floor:.0%} of direct "
           f"ADD+DEL for {OVERHEAD_CASE} networks)")
@@ -592,12 +725,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure netplex as of git REF (e.g. HEAD): before/after in one run")
     parser.add_argument("--isolated", action="store_true",
                         help="also measure a zipapp whose #! line is '<--python> -IS' (no site, no PYTHON* variables)")
+    parser.add_argument("--pods", type=int, default=1000,
+                        help="pods (1 network) through the daemon before its second RSS reading (default 1000)")
+    parser.add_argument("--parallel", type=int, default=50, help="pods ADDed (then DELeted) at once (default 50)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     parser.add_argument("--pod-netns", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.version_runs = 3, 10
+        args.runs, args.version_runs, args.pods, args.parallel = 3, 10, 20, 5
     if args.inner:
         return inner(args)
     why = unavailable(args.python)
@@ -607,7 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     with scratch() as (node, pod, tmp):
         command = ["ip", "netns", "exec", node, sys.executable, str(Path(__file__).resolve()), "--inner",
                    "--tmp", str(tmp), "--pod-netns", pod, "--runs", str(args.runs),
-                   "--version-runs", str(args.version_runs), "--python", args.python]
+                   "--version-runs", str(args.version_runs), "--python", args.python,
+                   "--pods", str(args.pods), "--parallel", str(args.parallel)]
         if args.profile:
             command += ["--profile", str(Path(args.profile).resolve())]
         if args.against:

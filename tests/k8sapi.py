@@ -1,5 +1,5 @@
-"""An in-process Kubernetes API server test double: pods, NADs, namespaces, secrets and webhook
-configurations over real HTTP(S).
+"""An in-process Kubernetes API server test double: pods, NADs, namespaces, secrets, events and
+webhook configurations over real HTTP(S).
 
 CI cannot run a real API server, so tests talk to this one instead. It serves the few
 endpoints netplex uses, with the real paths, status codes, resourceVersions, list/watch
@@ -23,6 +23,8 @@ Served (JSON only; ``/api/v1/watch/...`` legacy paths too):
 - ``/api/v1/namespaces/{ns}/pods/{name}/status``: get, patch, put
 - ``/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]``: same verbs as pods
 - ``/api/v1/namespaces/{ns}/secrets[/{name}]`` (and ``/api/v1/secrets``): same verbs as pods, no status
+- ``/api/v1/namespaces/{ns}/events[/{name}]`` (and ``/api/v1/events``): same verbs as secrets (core/v1
+  Events, what client-go's legacy recorder posts and ``kubectl describe`` shows)
 - ``/apis/admissionregistration.k8s.io/v1/{mutating,validating}webhookconfigurations[/{name}]``
   (cluster-scoped): get, list, watch, create, patch, put, delete
 
@@ -46,7 +48,15 @@ Behaviour kept from the real server (kube-apiserver 1.31 with the Multus NAD CRD
   ``400`` (it cannot be decoded into the ``[]byte`` field);
 - webhook configurations: ``metadata.generation`` as for CRs (1, then +1 when ``webhooks``
   change); a ``clientConfig.caBundle`` that is not base64 is ``400``, as for Secret data;
-- DELETE answers a Success Status for NADs, Secrets and webhook configurations, the object for
+- Events (core/v1), validated as kube-apiserver's ``legacyValidateEvent`` does for that API:
+  without ``eventTime`` only ``involvedObject.namespace`` is checked (it must equal the event's
+  namespace, or be empty in ``default``; so a missing ``involvedObject`` is ``422`` outside
+  ``default``, a missing ``reason`` is accepted); with ``eventTime`` set, ``reportingComponent``
+  (printed as ``reportingController``), ``reportingInstance``, ``action`` and ``reason`` are
+  required and ``message`` is limited to 1024 bytes; names are only checked as path segments;
+  a repeated name is ``409 AlreadyExists``; field selectors on ``involvedObject.*``, ``reason``,
+  ``reportingComponent``, ``source`` and ``type`` work; a timestamp that is not RFC 3339 is ``400``;
+- DELETE answers a Success Status for NADs, Secrets, Events and webhook configurations, the object for
   pods and namespaces;
 - watches stream chunked JSON lines; a resourceVersion older than the kept history (bounded,
   ``history_limit`` events, or everything before ``compact()``) gets the real answer: HTTP 200
@@ -75,7 +85,13 @@ Not modelled (a test that depends on one of these needs a real cluster, or a cha
 - immutable Secrets (``immutable: true``), the other Secret types' required keys, and the
   validation of webhook entries (names, rules, clientConfig, sideEffects...) beyond caBundle;
 - a watch that falls behind the kept history gets the 410 ERROR event (the real cacher
-  just closes it; the client's next watch then gets the 410).
+  just closes it; the client's next watch then gets the 410);
+- Events: the TTL (the real server drops them after an hour), ``events.k8s.io/v1``, series and
+  the count/lastTimestamp updates a recorder does with PATCH (they work as for any object).
+
+Test controls beyond the store: ``fail_next`` and ``delay`` (below), ``compact()``, ``bookmark()``,
+``drop_watches()`` (end every open watch stream, as a restart or a load balancer does; clients
+resume) and ``restart()`` (stop, then serve again on the same port with the same objects).
 
 Messages copied from the real server (safe to assert on): NotFound, AlreadyExists, Conflict
 (stale resourceVersion and delete preconditions), Unauthorized, 415 UnsupportedMediaType,
@@ -84,18 +100,21 @@ options, 422 for a failed JSON patch operation, ``json: cannot unmarshal ... jso
 name/namespace mismatch, UID precondition and immutability, "resourceVersion should not be
 set on objects to be created" (500, no reason), "too old resource version", "field label not
 supported", Secret ``type`` immutability, required ``kubernetes.io/tls`` keys and config-key
-names, and the generic 404/405 texts. Approximations (assert on code and reason only): bad JSON
+names, Event namespace/required/length causes, and the generic 404/405 texts. Approximations (assert on code and reason only): bad JSON
 bodies and patches, Secret data or caBundle that is not base64, bad label selectors, bad
-``continue`` tokens, bad query numbers/booleans, and the injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
+``continue`` tokens, bad query numbers/booleans, Event timestamps that are not RFC 3339 and a
+``reportingComponent`` that is not a qualified name, and the injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
 ``Retry-After: 1``). Failures injected by ``fail_next`` come before authentication.
 
 Outages (test controls; the store stays, so a test can change objects while clients are cut off):
 
-- ``down()``: the server goes away as a crashed or restarting kube-apiserver does: the port
-  refuses connections, every open connection (keep-alive ones too) is cut, and open watches
-  end without their closing chunk; ``up()`` serves again on the same address.
-- ``drop_watches()``: every open watch is cut mid-stream (no closing chunk, no TLS
-  close_notify), as a load balancer or a network failure does; other connections stay.
+- ``down()``: the server goes away as a crashed or restarting kube-apiserver does, for as
+  long as the test wants: the port refuses connections, every open connection (keep-alive
+  ones too) is closed, and open watches end without their closing chunk; ``up()`` serves
+  again on the same address (``restart()`` is both at once, without cutting connections).
+- ``drop_watches(cut=True)``: every open watch is cut mid-stream (no closing chunk, no TLS
+  close_notify), as a network failure does; other connections stay. Without ``cut`` the
+  streams end cleanly.
 - ``delay()``: slow answers (the server holds matching requests before answering).
 
 Exceptions::
@@ -241,8 +260,17 @@ VALIDATING_WEBHOOKS = Resource(
     "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration",
     ADMISSION_GROUP, ADMISSION_VERSION, False, (), _META_FIELDS, returns_deleted_object=False, has_generation=True,
 )
+EVENTS = Resource(  # core/v1 Events (what client-go's legacy recorder and kubectl describe use)
+    "events", "event", "Event", "", "v1", True, ("ev",),
+    _META_FIELDS | {
+        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+        "reason", "reportingComponent", "source", "type",
+    },
+    returns_deleted_object=False,
+)
 RESOURCES: dict[str, Resource] = {
-    r.plural: r for r in (PODS, NAMESPACES, NADS, SECRETS, MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS)
+    r.plural: r for r in (PODS, NAMESPACES, NADS, SECRETS, MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, EVENTS)
 }
 _BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES.values()}
 
@@ -536,6 +564,80 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else "number"
 
 
+_EVENT_LIMITS = (("reportingInstance", 128), ("action", 128), ("reason", 128), ("message", 1024))
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _event_causes(event: JSON) -> list[tuple[str, str, str]]:
+    """kube-apiserver's validation of a core/v1 Event create (``legacyValidateEvent``).
+
+    Without ``eventTime`` (the legacy recorder's events) only the namespaces are checked:
+    ``involvedObject.namespace`` must equal the event's (or be empty in ``default``), so
+    a missing ``involvedObject`` is refused outside ``default`` while a missing ``reason``
+    is accepted. With ``eventTime`` set, the reporting fields, action and reason are
+    required and lengths are limited. Messages are the real ones; field names are the
+    internal ones the real server prints (``reportingController``).
+    """
+    involved = event.get("involvedObject") if isinstance(event.get("involvedObject"), dict) else {}
+    namespace = _meta(event).get("namespace") or ""
+    involved_ns = str(involved.get("namespace") or "")
+    causes: list[tuple[str, str, str]] = []
+    mismatch = ("FieldValueInvalid", "involvedObject.namespace",
+                f'Invalid value: "{involved_ns}": does not match event.namespace')
+    if not event.get("eventTime"):
+        if (not involved_ns and namespace not in ("", "default")) or (involved_ns and involved_ns != namespace):
+            causes.append(mismatch)
+        return causes
+    if not involved_ns and namespace not in ("default", "kube-system"):
+        causes.append(mismatch)
+    controller = str(event.get("reportingComponent") or "")
+    if not controller:
+        causes.append(("FieldValueRequired", "reportingController", "Required value"))
+    elif len(controller.rpartition("/")[2]) > 63 or not _QUALIFIED_NAME.fullmatch(controller.rpartition("/")[2]):
+        causes.append(("FieldValueInvalid", "reportingController",
+                       f'Invalid value: "{controller}": name part must consist of alphanumeric characters, '
+                       "'-', '_' or '.', and must start and end with an alphanumeric character"))
+    for field, limit in _EVENT_LIMITS:
+        value = str(event.get(field) or "")
+        if not value and field != "message":
+            causes.append(("FieldValueRequired", field, "Required value"))
+        elif len(value.encode()) > limit:
+            causes.append(("FieldValueInvalid", field, f'Invalid value: "": can have at most {limit} characters'))
+    return causes
+
+
+def _check_event_times(event: JSON) -> None:
+    """Timestamps that are not RFC 3339 cannot be decoded into metav1.Time (400)."""
+    for field in ("firstTimestamp", "lastTimestamp", "eventTime"):
+        value = event.get(field)
+        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+            raise bad_request(f'Event in version "v1" cannot be handled as a Event: {field}: '
+                              f"parsing time {json.dumps(value)} as RFC 3339 failed")
+
+
+def _path_segment_problems(name: str) -> list[str]:
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+def make_event(pod: JSON, reason: str, message: str, *, type: str = "Normal", name: str | None = None,
+               component: str = "tests") -> JSON:
+    """A core/v1 Event about ``pod`` as client-go's legacy recorder writes one."""
+    meta = pod.get("metadata") or {}
+    now = _now()
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name or f"{meta.get('name')}.{time.time_ns():016x}",
+                     "namespace": meta.get("namespace") or "default"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": meta.get("namespace") or "default",
+                           "name": meta.get("name"), "uid": meta.get("uid")},
+        "reason": reason, "message": message, "type": type, "source": {"component": component},
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "eventTime": None,
+    }
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -633,6 +735,9 @@ def parse_label_selector(text: str) -> tuple[Requirement, ...]:
 
 
 def _field_value(obj: JSON, path: str) -> str:
+    if path == "source":  # events: source.component, else reportingComponent (the event strategy's rule)
+        source = obj.get("source") if isinstance(obj.get("source"), dict) else {}
+        return str(source.get("component") or obj.get("reportingComponent") or "")
     node: Any = obj
     for part in path.split("."):
         node = node.get(part) if isinstance(node, dict) else None
@@ -697,9 +802,9 @@ class Subscription:
     cursor: int
     bookmarks: bool
     bookmark_seq: int
-    drops: int = 0  # ClusterState's drop count when the watch opened
     done: bool = False
-    cut: bool = False  # drop_watches() ended it: close the connection without the last chunk
+    drop_seq: int = 0  # ClusterState.drop_watches() ends the subscriptions opened before it
+    cut: bool = False  # ended by drop_watches(cut=True): close without the last chunk
 
 
 def wire(res: Resource, obj: JSON) -> JSON:
@@ -725,9 +830,10 @@ class ClusterState:
         self._history_limit = history_limit
         self._compacted = 0  # events with rv <= this are gone
         self._bookmark_seq = 0
+        self._drop_seq = 0
+        self._drop_cuts = False  # whether the last drop_watches() was a cut
         self._watches = 0
         self._stopping = False
-        self._drops = 0
         for name in namespaces:
             self.create(make_namespace(name))
 
@@ -896,8 +1002,15 @@ class ClusterState:
         elif res in (MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS):
             for hook in obj.get("webhooks") or []:
                 _check_bytes(res, "clientConfig.caBundle", ((hook or {}).get("clientConfig") or {}).get("caBundle"))
+        if res is EVENTS:
+            _check_event_times(obj)
+            if event_causes := _event_causes(obj):  # the event strategy runs before the generic meta checks
+                raise invalid(res, name, event_causes)
         if not name:
             causes.append(("FieldValueRequired", "metadata.name", "Required value: name or generateName is required"))
+        elif res is EVENTS:  # names of core/v1 Events are only checked as path segments
+            causes.extend(("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {m}')
+                          for m in _path_segment_problems(name))
         else:
             pattern, msg, limit = (_LABEL, _LABEL_MSG, 63) if res.name_is_label else (_SUBDOMAIN, _SUBDOMAIN_MSG, 253)
             if len(name) > limit:
@@ -1045,10 +1158,17 @@ class ClusterState:
             self._stopping = True
             self._cond.notify_all()
 
-    def drop_watches(self) -> None:
-        """Cut every open watch (see ``FakeApiServer.drop_watches``); later watches are unaffected."""
+    def resume_watches(self) -> None:
+        """Serve watches again after :meth:`stop_watches` (the server was restarted)."""
         with self._lock:
-            self._drops += 1
+            self._stopping = False
+
+    def drop_watches(self, *, cut: bool = False) -> None:
+        """End every open watch stream, as an API server restart or a load balancer does;
+        ``cut``: without the closing chunk, as a network failure does."""
+        with self._lock:
+            self._drop_seq += 1
+            self._drop_cuts = cut
             self._cond.notify_all()
 
     @property
@@ -1089,7 +1209,8 @@ class ClusterState:
                     raise expired(f"too old resource version: {cursor} ({self._compacted})")
             self._watches += 1
             self._cond.notify_all()
-            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq, self._drops)
+            return initial, Subscription(res, namespace, selector, cursor, bookmarks, self._bookmark_seq,
+                                         drop_seq=self._drop_seq)
 
     def close_watch(self, sub: Subscription) -> None:
         with self._lock:
@@ -1098,14 +1219,14 @@ class ClusterState:
 
     def next_events(self, sub: Subscription, timeout: float) -> list[JSON] | None:
         """Events for ``sub`` after its cursor, waiting up to ``timeout``; None once stopping
-        or cut (then ``sub.cut``)."""
+        or dropped (``sub.cut`` set when the drop was a cut)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                if self._stopping:
+                if sub.drop_seq != self._drop_seq:
+                    sub.cut = self._drop_cuts
                     return None
-                if sub.drops != self._drops:
-                    sub.cut = True
+                if self._stopping:
                     return None
                 if sub.cursor < self._compacted:
                     sub.done = True
@@ -1585,6 +1706,7 @@ class FakeApiServer:
     # -- lifecycle
 
     def start(self) -> FakeApiServer:
+        self.cluster.resume_watches()  # a restarted server serves watches again
         httpd = _HttpServer(("127.0.0.1", self.port), _Handler)
         httpd.api = self
         if self.tls:
@@ -1614,28 +1736,27 @@ class FakeApiServer:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def restart(self) -> None:
+        """Stop and start again on the same port, the stored objects kept (an API server
+        restart: open watches end, connections are refused meanwhile, clients reconnect)."""
+        port = int(self.address.rsplit(":", 1)[1])
+        self.stop()
+        self.port = port
+        self.start()
+
     def down(self) -> None:
-        """Go away (see the module docstring, "Outages"); ``up()`` comes back on the same address."""
-        self.cluster.drop_watches()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()  # the port now refuses connections
-            self._httpd = None
+        """Go away until ``up()`` (see the module docstring, "Outages"): the port refuses
+        connections, open watches are cut and kept-alive connections closed."""
+        self.cluster.drop_watches(cut=True)
+        self.stop()
         for conn in list(self._connections):  # keep-alive connections die with the server
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def up(self) -> FakeApiServer:
         """Serve again after ``down()``, on the same address, with the same store and history."""
         self.port = int(self.address.rsplit(":", 1)[1])
         return self.start()
-
-    def drop_watches(self) -> None:
-        """Cut every open watch mid-stream (see the module docstring, "Outages")."""
-        self.cluster.drop_watches()
 
     def __enter__(self) -> FakeApiServer:
         return self.start()
@@ -1731,6 +1852,11 @@ class FakeApiServer:
 
     def bookmark(self) -> None:
         self.cluster.bookmark()
+
+    def drop_watches(self, *, cut: bool = False) -> None:
+        """End every open watch stream now; clients must reconnect (and resume). ``cut``:
+        without the closing chunk or a TLS close_notify (see the module docstring, "Outages")."""
+        self.cluster.drop_watches(cut=cut)
 
     def wait_for_watches(self, count: int = 1, timeout: float = 5.0) -> None:
         """Block until ``count`` watches are open (so a write cannot race the watch start)."""
@@ -1904,9 +2030,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "DEFAULT_NAMESPACES", "MUTATING_WEBHOOKS", "NADS", "NAMESPACES", "PODS", "SECRETS", "VALIDATING_WEBHOOKS",
+    "DEFAULT_NAMESPACES", "EVENTS", "MUTATING_WEBHOOKS", "NADS", "NAMESPACES", "PODS", "SECRETS", "VALIDATING_WEBHOOKS",
     "ApiError", "ClusterState", "Event", "FakeApiServer", "Recorded", "Resource", "Selector", "TlsMaterial",
-    "iter_watch_lines", "make_nad", "make_namespace", "make_pod", "make_secret", "make_tls_material",
+    "iter_watch_lines", "make_event", "make_nad", "make_namespace", "make_pod", "make_secret", "make_tls_material",
     "make_webhook_configuration", "merge_patch",
 ]
 

@@ -3,8 +3,9 @@
 No container engine exists on the CI machines (no docker, podman or buildkit), so
 ``docker build`` cannot run here; these tests check what can be checked without one:
 pinned multi-stage bases, a numeric non-root user, no build tools in the final stage,
-that the commands the manifests run are console scripts of the package, and that the
-zipapp lands where the node installer looks for it by default.
+that the commands the manifests run are console scripts of the package (the webhook, the
+node installer and the thick-mode daemon), and that the zipapp lands where the node
+installer looks for it by default.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from plugin.node import install
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TOOLS = ("gcc", "g++", "clang", "build-essential", "make", "python3-dev", "libc6-dev", "libffi-dev")
-IMAGE_COMMANDS = {"netplex-webhook", "netplex-install"}
+IMAGE_COMMANDS = {"netplex-webhook", "netplex-install", "netplex-node"}
 
 
 @dataclass(frozen=True)

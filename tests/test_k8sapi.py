@@ -651,7 +651,7 @@ def test_python_api_raises_the_status_the_http_side_would_answer(api: FakeApiSer
         api.create(make_pod("p"))
     assert duplicate.value.status["reason"] == "AlreadyExists" and str(duplicate.value) == 'pods "p" already exists'
     assert api.get("pods", "default", "ghost") is None and api.delete("pods", "default", "ghost") is None
-    with pytest.raises(ValueError, match="cannot store kind 'Service'; served kinds: MutatingWebhookConfiguration, Namespace, "
+    with pytest.raises(ValueError, match="cannot store kind 'Service'; served kinds: Event, MutatingWebhookConfiguration, Namespace, "
                        "NetworkAttachmentDefinition, Pod, Secret, ValidatingWebhookConfiguration"):
         api.create({"kind": "Service", "metadata": {"name": "s"}})
 
@@ -793,7 +793,7 @@ def test_discovery_documents_list_the_served_resources(api: FakeApiServer) -> No
     assert [g["preferredVersion"]["groupVersion"] for g in groups] == ["admissionregistration.k8s.io/v1",
                                                                         f"{GROUP}/{VERSION}"]
     core = {r["name"]: r for r in raw(api, "GET", "/api/v1")[1]["resources"]}
-    assert set(core) == {"pods", "pods/status", "namespaces", "secrets"} and core["namespaces"]["namespaced"] is False
+    assert set(core) == {"pods", "pods/status", "namespaces", "secrets", "events"} and core["namespaces"]["namespaced"] is False
     admission = raw(api, "GET", "/apis/admissionregistration.k8s.io/v1")[1]["resources"]
     assert [(r["name"], r["namespaced"]) for r in admission] == [("mutatingwebhookconfigurations", False),
                                                                  ("validatingwebhookconfigurations", False)]

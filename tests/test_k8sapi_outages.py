@@ -1,4 +1,4 @@
-"""The API double's outage controls: ``down()``/``up()`` and ``drop_watches()``.
+"""The API double's outage controls: ``down()``/``up()`` and ``drop_watches(cut=True)``.
 
 They model what a client sees from a real kube-apiserver that restarts (connections
 refused, open connections cut, then the same address, state and resourceVersions) and from
@@ -60,7 +60,7 @@ def test_down_refuses_new_connections_cuts_kept_alive_ones_and_up_serves_the_sam
     assert int(body["metadata"]["resourceVersion"]) == int(version) + 1
 
 
-def test_drop_watches_cuts_an_open_watch_without_its_last_chunk(api: FakeApiServer) -> None:
+def test_drop_watches_with_cut_ends_an_open_watch_without_its_last_chunk(api: FakeApiServer) -> None:
     watch = connection(api)
     watch.request("GET", f"{POD_PATH}?watch=true&resourceVersion={api.resource_version}", headers=AUTH)
     response = watch.getresponse()
@@ -70,14 +70,14 @@ def test_drop_watches_cuts_an_open_watch_without_its_last_chunk(api: FakeApiServ
     first = response.readline()  # http.client de-chunks: one JSON event per line
     assert b'"type":"ADDED"' in first and b'"seen"' in first
 
-    threading.Timer(0.2, api.drop_watches).start()
+    threading.Timer(0.2, lambda: api.drop_watches(cut=True)).start()
     with pytest.raises(http.client.IncompleteRead):
         response.read()  # a clean end would be the zero-length chunk, then b""
     assert eventually(lambda: api.cluster.open_watches == 0)  # the double counts it closed
 
 
 def test_a_watch_opened_after_drop_watches_is_not_cut(api: FakeApiServer) -> None:
-    api.drop_watches()
+    api.drop_watches(cut=True)
     watch = connection(api)
     watch.request("GET", f"{POD_PATH}?watch=true&timeoutSeconds=1&resourceVersion={api.resource_version}", headers=AUTH)
     response = watch.getresponse()

@@ -37,3 +37,16 @@ def test_the_map_reader_takes_rows_of_that_section_only() -> None:
     text = ("## Contributing\n\n### Where things are\n\n| package | what |\n|---|---|\n"
             "| `plugin/model/` | x |\n| `webhook/` | y |\nnot a row `certs/`\n\n## Next\n| `bench/` | z |\n")
     assert mapped_packages(text) == ["plugin/model", "webhook"]
+
+
+def test_the_adding_a_plugin_type_paragraph_names_files_and_tables_that_exist() -> None:
+    text = (REPO / "README.md").read_text()
+    paragraph = text.split("Adding a CNI plugin type:", 1)[1].split("\n\n", 1)[0]
+    files = re.findall(r"`((?:plugin|tests)/[\w/]+\.py)`", paragraph)
+    assert "plugin/model/netconf/plugins.py" in files and "tests/plugin/test_netconf.py" in files
+    assert [f for f in files if not (REPO / f).is_file()] == []
+    from plugin.model.netconf import ipam, plugins
+
+    tables = re.findall(r"`([A-Z_]+_CHECKS)`", paragraph)
+    assert tables == ["PLUGIN_CHECKS", "IPAM_CHECKS"]
+    assert "macvlan" in plugins.PLUGIN_CHECKS and "host-local" in ipam.IPAM_CHECKS

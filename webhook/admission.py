@@ -177,9 +177,14 @@ def _memo_key(kind: str, operation: str, obj: Mapping[str, Any], namespace: str)
                 return None
             size += len(value)
             relevant.append((name, value))
+    # The NADs' node labels are judged against the pod's own nodeSelector.
+    selector = validators.node_selector_of(obj)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+        return None
+    size += sum(len(k) + len(v) for k, v in selector.items())
     if size > MEMO_MAX_TEXT:
         return None
-    return ("Pod", namespace, tuple(sorted(relevant)))
+    return ("Pod", namespace, tuple(sorted(relevant)), tuple(sorted(selector.items())))
 
 
 _MEMO_ANNOTATIONS = frozenset({selection.NETWORKS_ANNOTATION, selection.DEFAULT_NETWORK_ANNOTATION})

@@ -66,6 +66,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from plugin.model import limits
+from plugin.model.problems import printable
 from webhook import blocking, reviews
 from webhook.verdicts import Verdict
 
@@ -73,6 +75,9 @@ log = logging.getLogger("netplex.webhook")
 
 DEFAULT_MAX_BODY = reviews.DEFAULT_MAX_BODY
 INLINE_MAX_BODY = 256 * 1024  # larger reviews are decoded in a worker thread
+# Nesting allowed in a body that orjson refused (it stops at 1,024 levels itself) and the
+# standard library must decode: well inside the interpreter's recursion limit.
+BODY_MAX_DEPTH = 512
 JSON = "application/json"
 _JSON_HEADERS = [(b"content-type", JSON.encode())]
 
@@ -374,9 +379,12 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _refuse(endpoint, 400, f"request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at position {exc.start}")
+        too_deep = limits.depth_problem(limits.text_depth(text, BODY_MAX_DEPTH), BODY_MAX_DEPTH)
+        if too_deep is not None:  # the standard library's decoder recurses
+            return _refuse(endpoint, 400, f"request body {too_deep}")
         try:
-            decoded = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
+            decoded = json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
+        except ValueError as exc:
             return _refuse(endpoint, 400, f"request body is not valid JSON: {_first_line(exc)}")
     try:
         review = reviews.parse_review(decoded)
@@ -428,12 +436,19 @@ def _answer(endpoint: str, handler: Handler, body: bytes) -> _Answer:
 
 
 def _refuse(endpoint: str, status: int, reason: str) -> _Answer:
-    log.warning("%s: HTTP %d: %s", endpoint, status, reason)
+    log.warning("%s: HTTP %d: %s", endpoint, status, printable(reason))
     return _Answer(status, _error_body(reason), "bad_request")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    problem = limits.int_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return int(text)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -442,10 +457,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _error_body(reason: str, *, uid: str | None = None) -> bytes:
+    """``{"error": reason}``: ASCII JSON, so any reason can be sent (an unpaired surrogate
+    from the request stays an escape instead of turning a 400 into a 500)."""
     doc: dict[str, Any] = {"error": reason}
     if uid is not None:
         doc["uid"] = uid
-    return json.dumps(doc, ensure_ascii=False).encode()
+    return json.dumps(doc).encode()
 
 
 def _response(answer: _Answer) -> Response:

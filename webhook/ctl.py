@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from certs import command as certs_command
+from plugin.model.problems import printable
 from webhook import documents, validators
 from webhook.index import MemoryIndex, object_name, object_namespace
 from webhook.policy import ClusterPolicy, load_cluster_policy
@@ -93,11 +94,19 @@ def _read_inputs(paths: Sequence[str], stdin: TextIO) -> list[documents.Document
     docs: list[documents.Document] = []
     for raw in paths:
         if raw == "-":
-            docs.extend(documents.parse_yaml(stdin.read(), "<stdin>"))
+            docs.extend(documents.parse_yaml(_read_stdin(stdin), "<stdin>"))
         else:
             path = Path(raw)
             docs.extend(documents.read_directory(path) if path.is_dir() else documents.read_file(path))
     return docs
+
+
+def _read_stdin(stdin: TextIO) -> str:
+    """stdin as UTF-8, read as bytes: the text layer would raise on a bad byte mid-read."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        return documents.decode(buffer.read(), "<stdin>")
+    return stdin.read()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,14 +156,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             policy, problems = load_cluster_policy(args.policy)
             if problems:
                 for problem in problems:
-                    print(f"netplexctl: {problem}", file=err)
+                    print(printable(f"netplexctl: {problem}"), file=err)
                 return EXIT_USAGE
         extra: list[documents.Document] = []
         for directory in args.nads:
             extra.extend(documents.read_directory(directory))
         docs = _read_inputs(args.files, stdin or sys.stdin)
     except documents.DocumentError as exc:
-        print(f"netplexctl: {exc}", file=err)
+        print(printable(f"netplexctl: {exc}"), file=err)
         return EXIT_USAGE
 
     findings, checked = check_documents(docs, extra_nads=extra, policy=policy,
@@ -167,7 +176,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         out.write("\n")
     else:
         for finding in findings:
-            print(finding.text(), file=out)
+            print(printable(finding.text()), file=out)
         print(f"{checked} objects checked: {errors} errors, {warnings} warnings", file=err)
     if errors or (args.strict and warnings):
         return EXIT_FINDINGS

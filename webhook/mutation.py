@@ -18,7 +18,13 @@ Steps, in order:
    networks the pod already selects; opt-out with ``netplex.io/skip-default-networks``;
 2. device-plugin resources: one unit of a NAD's ``k8s.v1.cni.cncf.io/resourceName`` per
    attachment, in requests and limits (never lowering what the user set);
-3. optional: the ``podnetinfo`` downward-API volume, and the NADs' node selectors.
+3. optional: the ``podnetinfo`` downward-API volume, and the NADs' node labels.
+
+Values from a NAD's annotations are injected only when valid (``webhook.nad_annotations``);
+an invalid or contradictory one is left out, and ``/validate`` denies the pod naming the
+NAD. User values read here (resource quantities, the injected-resources record) may be
+anything a request can hold: they are read with the depth and length limits of
+``plugin.model.limits``, never with ``int()`` or ``json.loads`` alone.
 """
 
 from __future__ import annotations
@@ -28,14 +34,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from plugin.model import selection
+from plugin.model import limits, selection
 from plugin.model.problems import Problem, show
+from webhook import nad_annotations
 from webhook import policy as policies
 from webhook.index import IndexedNad, NetworkIndex
 from webhook.validators import namespace_policy
 
 RESOURCES_INJECTED = "netplex.io/injected-resources"
-NODE_SELECTOR_ANNOTATION = "k8s.v1.cni.cncf.io/nodeSelector"
+NODE_SELECTOR_ANNOTATION = nad_annotations.NODE_SELECTOR_ANNOTATION
 PODNETINFO = "podnetinfo"
 PODNETINFO_PATH = "/etc/podnetinfo"
 
@@ -133,7 +140,7 @@ def mutate_pod(
         _set_annotation(out, selection.NETWORKS_ANNOTATION, plan.networks_text)
     _add_resources(out, plan.counts, policy)
     if policy.inject_node_selector:
-        _add_node_selectors(out, list(plan.found))
+        _add_node_selectors(out, list(plan.found), policy)
     if policy.inject_podnetinfo and plan.selected:
         _add_podnetinfo(out)
     return out
@@ -205,11 +212,9 @@ def _default_networks(
 
 
 def _resource_of(nad: IndexedNad, keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = nad.annotations.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
+    """The NAD's device-plugin resource: the first valid one of the configured keys."""
+    resources = nad_annotations.read_nad_annotations(nad.annotations, keys).resources
+    return resources[0] if resources else None
 
 
 def _add_resources(out: Mutation, counts: tuple[tuple[str, int], ...], policy: policies.ClusterPolicy) -> None:
@@ -228,8 +233,12 @@ def _add_resources(out: Mutation, counts: tuple[tuple[str, int], ...], policy: p
             base = f"spec.containers[{index_}].resources"
             user = _user_value(resources, resource, previously.get(resource, 0) if policy.honor_resources else 0)
             if user is None:  # not a whole number: leave it to the API server
-                out.warnings.append(Problem(f"{base}.limits[{resource}]",
-                                            f"is not a whole number, netplex did not change it (got {show(resources['limits'].get(resource))})"))
+                part = "limits" if resource in resources["limits"] else "requests"
+                out.warnings.append(Problem(
+                    f"{base}.{part}[{resource}]",
+                    f"is not a whole number (got {show(resources[part].get(resource))}); netplex did not "
+                    f"add the {count} device(s) the pod's networks need: write a count such as \"{count}\"",
+                ))
                 continue
             if user == 0:
                 target = count
@@ -253,28 +262,44 @@ def _add_resources(out: Mutation, counts: tuple[tuple[str, int], ...], policy: p
 
 
 def _previous_injection(value: object) -> dict[str, int]:
-    if not isinstance(value, str):
+    """What netplex added on an earlier call ({resource: count}); anything else reads as {}.
+
+    The annotation is the user's to edit, so it is measured before it is decoded."""
+    if not isinstance(value, str) or limits.text_depth(value) > limits.MAX_DEPTH:
         return {}
     try:
         data = json.loads(value)
-    except ValueError:
+    except ValueError:  # not JSON, or an integer past Python's 4,300 digits
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in data.items()
+        if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**limits.COUNT_MAX_DIGITS
+    }
 
 
 def _user_value(resources: dict[str, Any], resource: str, already_added: int) -> int | None:
-    """What the user asked for (0 = nothing), without what netplex added before."""
+    """What the user asked for (0 = nothing), without what netplex added before.
+
+    ``None`` when a value is not a plain count: a quantity string of ASCII digits (the API
+    server's form for extended resources) or an integer; never ``int()`` on anything else
+    (``"²"`` passes ``str.isdigit``, a nested list would be rendered recursively)."""
     values = []
     for part in ("requests", "limits"):
         raw = resources[part].get(resource)
         if raw is None:
             continue
-        text = str(raw).strip()
-        if not text.isdigit():
+        if isinstance(raw, str):
+            count = limits.parse_count(raw.strip())
+        elif isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 10**limits.COUNT_MAX_DIGITS:
+            count = raw
+        else:
+            count = None
+        if count is None:
             return None
-        values.append(int(text))
+        values.append(count)
     if not values:
         return 0
     return max(max(values) - already_added, 0)
@@ -300,36 +325,32 @@ def _target_containers(out: Mutation, policy: policies.ClusterPolicy) -> list[tu
     return indexed[:1]
 
 
-def _add_node_selectors(out: Mutation, nads: list[IndexedNad]) -> None:
+def _add_node_selectors(out: Mutation, nads: list[IndexedNad], policy: policies.ClusterPolicy) -> None:
+    """Each NAD's node label into ``spec.nodeSelector``, when valid and uncontested.
+
+    An invalid label, one the pod already sets to another value, or one two NADs set to
+    different values is left out: ``/validate`` (which runs after this) denies the pod and
+    names the NAD, where the network-resources-injector would overwrite the pod's value
+    or send a patch the API server refuses."""
     wanted: dict[str, str] = {}
+    contested: set[str] = set()
     for nad in nads:
-        raw = nad.annotations.get(NODE_SELECTOR_ANNOTATION)
-        if not isinstance(raw, str) or not raw.strip():
+        label = nad_annotations.read_nad_annotations(nad.annotations, policy.resource_name_keys).node_label
+        if label is None:
             continue
-        for item in raw.split(","):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                out.warnings.append(Problem(
-                    f"NetworkAttachmentDefinition {nad.ref} annotation {NODE_SELECTOR_ANNOTATION}",
-                    f"is not key=value (got {show(item)}); ignored",
-                ))
-                continue
-            wanted[key.strip()] = value.strip()
-    if not wanted:
-        return
-    spec = _owned(out, out.pod, "spec")
-    current = spec.get("nodeSelector")
-    merged = dict(current) if isinstance(current, dict) else {}
+        key, value = label
+        if wanted.setdefault(key, value) != value:
+            contested.add(key)
+    spec = out.pod.get("spec")
+    current = spec.get("nodeSelector") if isinstance(spec, dict) else None
+    if current is not None and not isinstance(current, dict):
+        return  # not a map: the API server refuses the pod whatever we add
+    merged = dict(current or {})
     for key, value in wanted.items():
-        if key in merged and merged[key] != value:
-            out.warnings.append(Problem(
-                f"spec.nodeSelector[{key}]",
-                f"differs from what a selected network needs (got {show(merged[key])}, the network "
-                f"needs {show(value)}); kept yours, but the network may be missing on those nodes",
-            ))
-            continue
-        merged[key] = value
-    spec["nodeSelector"] = merged
+        if key not in contested and key not in merged:
+            merged[key] = value
+    if merged != (current or {}):
+        _owned(out, out.pod, "spec")["nodeSelector"] = merged
 
 
 def _add_podnetinfo(out: Mutation) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plugin.model import names, selection
+from plugin.model import limits, names, selection
 from plugin.model.problems import Collector, Findings, show
 
 PREFIX = "netplex.io/"
@@ -69,6 +69,9 @@ def parse_cluster_policy(data: object, *, source: str = "policy") -> tuple[Clust
         return ClusterPolicy(), []
     if not isinstance(data, Mapping):
         return ClusterPolicy(), [f"{source}: must be a mapping of policy keys (got {show(data)})"]
+    too_deep = limits.depth_problem(limits.value_depth(data))
+    if too_deep is not None:  # before pydantic, which validates recursively
+        return ClusterPolicy(), [f"{source}: {too_deep}; a policy file is a flat mapping of the keys listed in the README"]
     raw = dict(data)
     globals_value = raw.get("globalNamespaces")
     if isinstance(globals_value, str):  # Multus spells it as a comma list
@@ -91,12 +94,21 @@ def parse_cluster_policy(data: object, *, source: str = "policy") -> tuple[Clust
 
 
 def load_cluster_policy(path: Path) -> tuple[ClusterPolicy, list[str]]:
-    """Read the policy file; an unreadable or invalid file is reported, never half-applied."""
-    import yaml
+    """Read the policy file; an unreadable or invalid file is reported, never half-applied.
+
+    YAML is read with ``webhook.documents``' loader (libyaml: it refuses more than 1,000
+    levels itself, where PyYAML's pure-Python composer recurses), then depth-checked."""
+    from webhook import documents
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return ClusterPolicy(), [f"{path}: cannot read policy: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:
+        return ClusterPolicy(), [f"{path}: cannot read policy: {documents.utf8_problem(exc)}"]
+    try:
+        data = documents.load_yaml(text)
+    except documents.YAMLProblem as exc:
         return ClusterPolicy(), [f"{path}: cannot read policy: {exc}"]
     return parse_cluster_policy(data, source=str(path))
 
@@ -155,12 +167,13 @@ def parse_namespace_policy(namespace: str, annotations: Mapping[str, Any] | None
             allowed = _parse_patterns(value, path, out)
         elif key == MAX_NETWORKS:
             text = value.strip()
-            if text.isdigit() and text.isascii():
-                max_networks = int(text)
+            count = limits.parse_count(text)
+            if count is not None:
+                max_networks = count
             else:
                 out.error(
                     path,
-                    f"is not a whole number (got {show(value)}); use a count such as \"2\" "
+                    f"{limits.count_problem(text)} (got {show(value)}); use a count such as \"2\" "
                     "(\"0\" forbids secondary networks)",
                 )
         elif key == POLICY_MODE:

@@ -27,6 +27,12 @@ Choices made here, each pinned by ``tests/webhook/test_reviews.py``:
   JSONPatch`` and the base64 of the JSON list. No operations: neither key (never
   ``base64("null")`` as NRI sends).
 
+- Any decoded request can be answered. Python's JSON decoder accepts an unpaired
+  surrogate escape (``"\\ud800"``), which no UTF-8 encoder can write: messages escape it
+  (``plugin.model.problems.show``), and :func:`dumps` falls back to ASCII JSON, where it
+  stays an escape. A ``request.uid`` holding one is refused (400): the API server, which
+  encodes from Go strings, never sends one, and the answer must echo the uid exactly.
+
 Exceptions: :class:`BadReview` (a ``ValueError``) with a reason fit for an HTTP 400 body.
 """
 
@@ -40,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from plugin.model.problems import show, type_name
+from plugin.model.problems import printable, show, type_name
 from webhook.verdicts import Verdict
 
 # Largest AdmissionReview body accepted by default; above it the answer is HTTP 413.
@@ -117,6 +123,8 @@ def parse_review(body: object) -> ReviewRequest:
         raise BadReview("request.uid is missing; the response must echo it")
     if not isinstance(uid, str) or not uid:
         raise BadReview(f"request.uid must be a non-empty string, got {show(uid)}")
+    if printable(uid) != uid:
+        raise BadReview(f"request.uid must be valid Unicode text, got {show(uid)} (an unpaired surrogate)")
     return ReviewRequest(api_version, request)
 
 
@@ -151,13 +159,19 @@ def encode_patch(ops: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str:
 
 def dumps(doc: Any) -> bytes:
     """Compact UTF-8 JSON: orjson (~15x faster on an answer), the standard library for
-    what orjson refuses (integers beyond 64 bits, non-string keys), so the output is
-    the same JSON either way. Raises ``TypeError``/``ValueError`` for what neither encodes.
+    what orjson refuses (integers beyond 64 bits, non-string keys, unpaired surrogates),
+    so the output is the same JSON either way; a text that holds an unpaired surrogate is
+    written as ASCII JSON, where it is the escape ``\\ud800``. Raises
+    ``TypeError``/``ValueError`` for what neither encodes.
     """
     try:
         return orjson.dumps(doc)
     except TypeError:
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def render_warnings(texts: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from plugin.model import names, selection
 from plugin.model.problems import Collector, Findings, show
+from webhook import nad_annotations
 from webhook import policy as policies
 from webhook.index import NAD_API_VERSION, NAD_KIND, IndexedNad, NetworkIndex, object_name
 
@@ -87,7 +88,7 @@ def check_object(
     if kind == "Pod":
         return check_pod(obj, namespace, ctx, operation=operation, old=old)
     if kind == NAD_KIND:
-        return check_nad(obj)
+        return check_nad(obj, ctx.policy)
     if kind == "Namespace":
         return check_namespace(obj)
     if kind in WORKLOAD_TEMPLATE_PATHS:
@@ -95,8 +96,8 @@ def check_object(
     return Findings()
 
 
-def check_nad(obj: Mapping[str, Any]) -> Findings:
-    """NPWG-3 name rule, then the netconf rules on ``spec.config``."""
+def check_nad(obj: Mapping[str, Any], policy: policies.ClusterPolicy | None = None) -> Findings:
+    """NPWG-3 name rule, the annotations netplex injects from, then the netconf rules."""
     from webhook.index import index_nad
 
     out = Collector()
@@ -108,6 +109,10 @@ def check_nad(obj: Mapping[str, Any]) -> Findings:
     if problem:
         note = " (NPWG §3.3; the API server alone would let the dots through)" if "." in name else ""
         out.error("metadata.name", problem + note)
+    keys = (policy or policies.ClusterPolicy()).resource_name_keys
+    errors, warnings = nad_annotations.read_nad_annotations(annotations_of(obj), keys).findings()
+    out.errors.extend(errors)
+    out.warnings.extend(warnings)
     spec = obj.get("spec")
     if spec is not None and not isinstance(spec, Mapping):
         out.error("spec", f"must be an object (got {show(spec)}); use spec: {{config: '<CNI JSON>'}}")
@@ -125,7 +130,17 @@ def check_workload(obj: Mapping[str, Any], namespace: str, ctx: Context) -> Find
     template, path = template_of(obj)
     if template is None:
         return Findings()
-    return check_pod_annotations(annotations_of(template), namespace, ctx, prefix=f"{path}.metadata")
+    return check_pod_annotations(
+        annotations_of(template), namespace, ctx, prefix=f"{path}.metadata",
+        node_selector=node_selector_of(template), spec_path=f"{path}.spec",
+    )
+
+
+def node_selector_of(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod's own ``spec.nodeSelector`` ({} when absent or not a map)."""
+    spec = pod.get("spec")
+    selector = spec.get("nodeSelector") if isinstance(spec, Mapping) else None
+    return selector if isinstance(selector, Mapping) else {}
 
 
 def check_pod(
@@ -138,7 +153,7 @@ def check_pod(
 ) -> Findings:
     if operation == "UPDATE" and old is not None:
         return check_pod_update(pod, old, ctx)
-    return check_pod_annotations(annotations_of(pod), namespace, ctx)
+    return check_pod_annotations(annotations_of(pod), namespace, ctx, node_selector=node_selector_of(pod))
 
 
 def check_pod_update(pod: Mapping[str, Any], old: Mapping[str, Any], ctx: Context) -> Findings:
@@ -161,9 +176,16 @@ def check_pod_update(pod: Mapping[str, Any], old: Mapping[str, Any], ctx: Contex
 
 
 def check_pod_annotations(
-    annotations: Mapping[str, Any], namespace: str, ctx: Context, *, prefix: str = "metadata"
+    annotations: Mapping[str, Any],
+    namespace: str,
+    ctx: Context,
+    *,
+    prefix: str = "metadata",
+    node_selector: Mapping[str, Any] | None = None,
+    spec_path: str = "spec",
 ) -> Findings:
-    """The networks a pod selects: syntax, existence, isolation, namespace policy."""
+    """The networks a pod selects: syntax, existence, isolation, namespace policy, and what
+    the selected NADs would add to the pod (device resources, node label)."""
     out = Collector()
     out.extend(policies.check_pod_annotations(annotations, prefix))
 
@@ -175,9 +197,13 @@ def check_pod_annotations(
     parsed = selection.parse_networks(value, namespace, path=networks_path)
     out.extend(parsed.findings)
     if parsed.ok:
+        found = []
         for sel in parsed.selections:
-            _check_selected(sel, namespace, ctx, out, networks_path)
+            nad = _check_selected(sel, namespace, ctx, out, networks_path)
+            if nad is not None:
+                found.append((sel, nad))
         _check_namespace_policy(parsed.selections, namespace, ctx, out, networks_path)
+        _check_injected(found, node_selector or {}, ctx, out, networks_path, spec_path)
 
     default_value = annotations.get(selection.DEFAULT_NETWORK_ANNOTATION)
     if default_value is not None:
@@ -197,7 +223,8 @@ def check_pod_annotations(
 
 def _check_selected(
     sel: selection.Selection, namespace: str, ctx: Context, out: Collector, path: str
-) -> None:
+) -> IndexedNad | None:
+    """Isolation, existence and capabilities of one selection; the NAD when it exists."""
     element = f"{path}[{sel.index}]"
     if (
         ctx.policy.namespace_isolation
@@ -210,10 +237,10 @@ def _check_selected(
             f"refers to another namespace while namespace isolation is on (got {show(sel.namespace)}); "
             f"pods in {show(namespace)} may use networks from: {allowed}",
         )
-        return
+        return None
     nad = _check_exists(sel, ctx, out, element)
     if nad is None:
-        return
+        return None
     if nad.config.errors:
         first = nad.config.errors[0]
         out.error(
@@ -221,9 +248,9 @@ def _check_selected(
             f"network {show(sel.ref)} has an invalid spec.config, so the attachment would fail "
             f"at pod start ({first}); fix the NetworkAttachmentDefinition",
         )
-        return
+        return nad
     if nad.config.kind == "empty":
-        return  # the on-disk config is unknown here; the plugin checks capabilities at ADD
+        return nad  # the on-disk config is unknown here; the plugin checks capabilities at ADD
     requested = {
         "ips": bool(sel.ips),
         "mac": sel.mac is not None,
@@ -240,6 +267,55 @@ def _check_selected(
                 f"capability, so the request would be dropped (NPWG: the attachment fails); add "
                 f'"capabilities": {{"{capability}": true}} to a plugin in its config that supports it',
             )
+    return nad
+
+
+def _check_injected(
+    found: list[tuple[selection.Selection, IndexedNad]],
+    pod_selector: Mapping[str, Any],
+    ctx: Context,
+    out: Collector,
+    path: str,
+    spec_path: str,
+) -> None:
+    """What the mutating webhook would add from the selected NADs must be what the API
+    server accepts: an invalid resource name or node label (a NAD admitted before these
+    rules), or a node label that contradicts the pod's own ``nodeSelector`` or another
+    NAD's, denies the pod here, naming the NAD, instead of a patch the API server refuses
+    without saying where the value came from."""
+    inject_labels = ctx.policy.inject_node_selector
+    wanted: dict[str, tuple[str, selection.Selection]] = {}
+    for sel, nad in found:
+        element = f"{path}[{sel.index}].name"
+        read = nad_annotations.read_nad_annotations(nad.annotations, ctx.policy.resource_name_keys)
+        for key, problem in read.problems:
+            if key == nad_annotations.NODE_SELECTOR_ANNOTATION and not inject_labels:
+                continue
+            out.error(element, (
+                f"network {show(sel.ref)} cannot be attached: its NetworkAttachmentDefinition's "
+                f"annotation {key} {problem}; fix the NetworkAttachmentDefinition"
+            ))
+        if not inject_labels or read.node_label is None:
+            continue
+        key, value = read.node_label
+        own = pod_selector.get(key)
+        if key in pod_selector and own != value:
+            out.error(f"{spec_path}.nodeSelector[{key}]", (
+                f"contradicts the node label that network {show(sel.ref)} needs (got {show(own)}, "
+                f"its {nad_annotations.NODE_SELECTOR_ANNOTATION} annotation asks for {key}={show(value)}); "
+                f"no node matches both: set {key} to {show(value)}, remove it, or select another network"
+            ))
+            continue
+        earlier = wanted.get(key)
+        if earlier is not None and earlier[0] != value:
+            out.error(element, (
+                f"network {show(sel.ref)} needs node label {key}={show(value)} but network "
+                f"{show(earlier[1].ref)} (element [{earlier[1].index}]) needs {key}={show(earlier[0])} "
+                f"(their {nad_annotations.NODE_SELECTOR_ANNOTATION} annotations); no node matches both: "
+                "select networks whose node labels agree"
+            ))
+            continue
+        wanted.setdefault(key, (value, sel))
 
 
 def _check_exists(

@@ -118,6 +118,10 @@ class Environment:
 
     environ: Mapping[str, str]
     client_factory: ClientFactory | None = None
+    client: Any = None
+    """A ready API client shared by many commands (the netplex-node daemon's warm one);
+    used instead of ``kubeconfig``, and never closed by a command."""
+    observer: Observer | None = None
     exec_fn: ExecFn | None = None
     readiness_timeout: float = 45.0
     pod_attempts: int = 10
@@ -125,6 +129,17 @@ class Environment:
     delegate_timeout: float = DEFAULT_TIMEOUT
     lock_timeout: float = 120.0
     device_info_dir: str = DEVINFO_DIR
+
+
+class Observer:
+    """What a long-lived host (the netplex-node daemon) learns of a command, for Events
+    and metrics. Called on the command's thread after the fact; must not raise or block."""
+
+    def added(self, pod: PodRef, entries: Sequence[Mapping[str, Any]]) -> None:
+        """ADD succeeded and wrote ``entries`` (network-status, in order) on ``pod``."""
+
+    def add_failed(self, pod: PodRef | None, network: str | None, delegate: str, error: protocol.CniError) -> None:
+        """ADD failed (and was rolled back); ``network`` and ``delegate`` when one was at fault."""
 
 
 # ------------------------------------------------------------------------ shared parts
@@ -183,6 +198,8 @@ def dirs_of(cfg: PluginConfig, inv: protocol.Invocation) -> list[str]:
 def make_client(cfg: PluginConfig, env: Environment) -> Any:
     """The API client, or None when there is no Kubernetes (no ``kubeconfig`` and no
     in-cluster environment). Nothing of ``plugin.cni.k8s`` is imported in the second case."""
+    if env.client is not None:
+        return env.client
     in_cluster = bool(env.environ.get("KUBERNETES_SERVICE_HOST") and env.environ.get("KUBERNETES_SERVICE_PORT"))
     if not cfg.kubeconfig and not in_cluster:
         return None
@@ -200,11 +217,11 @@ def make_client(cfg: PluginConfig, env: Environment) -> Any:
 
 
 @contextlib.contextmanager
-def _closing(client: Any) -> Iterator[Any]:
+def _closing(client: Any, env: Environment) -> Iterator[Any]:
     try:
         yield client
     finally:
-        close = getattr(client, "close", None)
+        close = getattr(client, "close", None) if client is not env.client else None
         if callable(close):
             close()
 
@@ -423,9 +440,14 @@ def _read_device_info(path: str | None) -> Mapping[str, Any] | None:
 def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, request_version: str) -> dict[str, Any]:
     wait_ready(cfg, env)
     client = make_client(cfg, env)
-    with _closing(client), _container_lock(cfg, inv.container_id, env):
+    with _closing(client, env), _container_lock(cfg, inv.container_id, env):
         _refuse_earlier_entry(cfg, inv)
-        plan = plan_add(cfg, inv, env, client)
+        try:
+            plan = plan_add(cfg, inv, env, client)
+        except protocol.CniError as exc:  # nothing ran yet: a missing NAD, a bad selection, ...
+            if env.observer is not None:
+                env.observer.add_failed(pod_ref(inv.args), None, "", exc)
+            raise
         delegates = _with_device_info(plan.delegates, inv.container_id, env)
         cni_args = delegate_cni_args(inv.args)
         entry = cache.SandboxEntry(
@@ -456,10 +478,11 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
                 for position, result in enumerate(results):
                     entry = entry.with_result(position, result)
                 cache.write(cfg.cni_dir, entry)
-            if plan.publish:
-                _publish_status(client, plan, delegates, results, routes, inv.netns)
+            entries = _publish_status(client, plan, delegates, results, routes, inv.netns) if plan.publish else []
         except (protocol.CniError, OSError) as exc:
             raise _add_failed(exc, plan.pod, None, entry, len(delegates), cfg, inv, env, dirs) from exc
+        if env.observer is not None and plan.pod is not None and entries:
+            env.observer.added(plan.pod, entries)
         return protocol.convert_result(results[0], request_version)
 
 
@@ -506,7 +529,10 @@ def _add_failed(exc: Exception, pod: PodRef | None, failed: resolve.Delegate | N
     else:
         details.append(f"rolled back: {undone} network{'s' if undone != 1 else ''} deleted again"
                        + (f" ({'; '.join(problems)})" if problems else ""))
-    return protocol.CniError(code, msg, "; ".join(details))
+    error = protocol.CniError(code, msg, "; ".join(details))
+    if env.observer is not None:
+        env.observer.add_failed(pod, failed.network if failed else None, getattr(exc, "plugin", "") or "", error)
+    return error
 
 
 def _rollback(entry: cache.SandboxEntry, attempted: int, cfg: PluginConfig, inv: protocol.Invocation,
@@ -583,8 +609,9 @@ def _result_gateways(result: Mapping[str, Any]) -> list[str]:
 
 def _publish_status(client: Any, plan: Plan, delegates: Sequence[resolve.Delegate],
                     results: Sequence[Mapping[str, Any]], routes: Mapping[int, tuple[str, ...]],
-                    netns: str) -> None:
-    """network-status (NPWG §5): one entry per attachment, one merge patch of pods/status."""
+                    netns: str) -> list[dict[str, Any]]:
+    """network-status (NPWG §5): one entry per attachment, one merge patch of pods/status;
+    the entries written (none when the pod is gone)."""
     from plugin.cni import k8s, status
 
     pod = plan.pod
@@ -604,8 +631,9 @@ def _publish_status(client: Any, plan: Plan, delegates: Sequence[resolve.Delegat
     except k8s.ApiError as exc:
         if exc.status == 404:
             log.warning("%spod is gone; network-status not written: %s", _who(pod), exc)
-            return
+            return []
         raise _api_failure(exc, f"{_who(pod)}error setting the network-status annotation") from exc
+    return [e.to_dict() for e in entries]
 
 
 # --------------------------------------------------------------------------------- DEL
@@ -683,7 +711,7 @@ def _delete_without_cache(cfg: PluginConfig, inv: protocol.Invocation, env: Envi
     except protocol.CniError as exc:
         log.warning("DEL without a cache entry cannot use the API: %s", exc)
         client = None
-    with _closing(client):
+    with _closing(client, env):
         if client is not None and pod_ref(inv.args) is not None:
             try:
                 plan = plan_add(cfg, inv, replace(env, pod_attempts=1, pod_delay=0.0), client, with_devices=False)
@@ -767,7 +795,7 @@ def _current_cluster(cfg: PluginConfig, env: Environment) -> resolve.Delegate:
 
     needs_api = cfg.cluster_network is not None and "/" not in cfg.cluster_network
     client = make_client(cfg, env) if needs_api else None
-    with _closing(client):
+    with _closing(client, env):
         try:
             return resolve.cluster_delegates(cfg, "", _nad_getter(client, None), None)[0]
         except resolve.ResolveError as exc:

@@ -140,16 +140,18 @@ def find_plugin(plugin_type: str, dirs: Sequence[str]) -> str:
 # ------------------------------------------------------------------------ executing
 
 
-def subprocess_exec(path: str, env: Mapping[str, str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+def subprocess_exec(path: str, env: Mapping[str, str], stdin: bytes, timeout: float, *,
+                    preexec_fn: Callable[[], None] | None = None) -> tuple[int, bytes, bytes]:
     """The production :data:`ExecFn`.
 
     The plugin gets its own process group so that a timeout kills its children too
     (bridge runs host-local; a surviving grandchild would hold the stdout pipe open
-    and ``communicate`` would never return).
+    and ``communicate`` would never return). ``preexec_fn`` runs in the child before
+    exec (the netplex-node daemon ties its delegates' lives to its own).
     """
     proc = subprocess.Popen(
         [path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(env), close_fds=True, process_group=0,
+        env=dict(env), close_fds=True, process_group=0, preexec_fn=preexec_fn,
     )
     try:
         stdout, stderr = proc.communicate(stdin, timeout=timeout)

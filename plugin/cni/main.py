@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from plugin.cni.config import PluginConfig
 
 VERSION = "0.1.0"
+DAEMON_DOWN = "NETPLEX_DAEMON_DOWN"
+"""Set by the thick-mode shim when it runs this thin path because the daemon is not there."""
 # Equal to plugin.cni.protocol.PLUGIN_VERSIONS (a test keeps them equal); repeated here so that
 # VERSION does not import the protocol module.
 PLUGIN_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -98,6 +100,10 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
         cfg = _parse_config(data)
         handlers = _setup_logging(cfg, stderr)
         _check_version(cfg.cni_version, inv.command)
+        daemon_down = environ.get(DAEMON_DOWN)
+        if daemon_down is not None:
+            environ = {name: value for name, value in environ.items() if name != DAEMON_DOWN}
+            _check_fallback(inv.command, cfg, daemon_down)
         from plugin.cni import commands
 
         env = env_factory(environ) if env_factory is not None else commands.Environment(environ)
@@ -181,13 +187,36 @@ def _check_version(version: str, command: str) -> None:
                            f'config is "{version}"; {command} needs {".".join(map(str, since))} or later')
 
 
+def _check_fallback(command: str, cfg: PluginConfig, why: str) -> None:
+    """The shim runs this thin path when the daemon cannot be reached (``why``). DEL, CHECK,
+    GC and STATUS need only the local cache; ADD needs the API server, so it runs here only
+    when this node gives the plugin a kubeconfig of its own (thick mode keeps API
+    credentials off the host by default)."""
+    if command != "ADD" or cfg.kubeconfig:
+        return
+    from plugin.cni import protocol
+
+    raise protocol.CniError(
+        protocol.TRY_AGAIN_LATER, f"the netplex-node daemon is not running: {why}",
+        "ADD needs the daemon (kubectl -n netplex-system get pods -l app.kubernetes.io/component=node); "
+        "to let ADD run without it, give the plugin a kubeconfig on this node (\"kubeconfig\" in the netplex "
+        "configuration, as netplex-install --thin-fallback writes it)")
+
+
 def _setup_logging(cfg: PluginConfig, stderr: IO[str]) -> list[logging.Handler]:
-    """Handlers for this run (removed again by the caller): stderr and/or ``logFile``."""
+    """Handlers for this run (removed again by the caller): stderr and/or ``logFile``.
+
+    Each handler takes only this thread's records, at this run's level: the netplex-node
+    daemon runs many commands at once in one process, each with its own stderr and
+    ``logFile``. The logger's own level is only ever lowered (the daemon sets it once)."""
     import logging
+    import threading
 
     logger = logging.getLogger("netplex")
     logger.propagate = False
-    logger.setLevel(LOG_LEVELS.get(cfg.log_level, logging.ERROR))
+    level = LOG_LEVELS.get(cfg.log_level, logging.ERROR)
+    logger.setLevel(min(level, logger.level) if logger.level else level)
+    thread = threading.get_ident()
     fmt = logging.Formatter("%(asctime)s [%(levelname)s] netplex: %(message)s")
     handlers: list[logging.Handler] = []
     if cfg.log_to_stderr:
@@ -199,6 +228,8 @@ def _setup_logging(cfg: PluginConfig, stderr: IO[str]) -> list[logging.Handler]:
             stderr.write(f"netplex: cannot open log file {cfg.log_file}: {exc}\n")
     for handler in handlers:
         handler.setFormatter(fmt)
+        handler.setLevel(level)
+        handler.addFilter(lambda record: record.thread == thread)
         logger.addHandler(handler)
     return handlers
 

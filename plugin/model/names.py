@@ -13,6 +13,10 @@ accepted. Callers add the field path. The rules and where they come from:
 - MAC: NPWG-10 (a 6-byte Ethernet address since NPWG v1.2), unicast only, because the
   kernel refuses a multicast or all-zero address on an interface.
 - InfiniBand GUID: NPWG-16 (8 bytes).
+- Label keys and values (a NAD's ``k8s.v1.cni.cncf.io/nodeSelector``) and extended
+  resource names (its ``k8s.v1.cni.cncf.io/resourceName``): Kubernetes
+  ``IsQualifiedName``, ``IsValidLabelValue`` and ``IsExtendedResourceName``, so what
+  the webhook injects into a pod is what the API server accepts.
 - Plugin ``type``: a bare file name in the CNI bin directories (issue 4 §6). It lives
   here rather than in :mod:`plugin.model.netconf` because every delegate execution checks it,
   and a cached DEL should not load the NAD parser (nor ``ipaddress``) to do so.
@@ -97,23 +101,123 @@ def check_dns1123_subdomain(value: object, what: str = "name") -> str | None:
     """A Kubernetes DNS-1123 subdomain (the API server's rule for most object names)."""
     if not isinstance(value, str):
         return f"{show(value)} is not a valid {what} (not a string); {SUBDOMAIN_RULE}"
-    reason: str | None = None
-    if value == "":
-        reason = "is empty"
-    elif len(value) > DNS1123_SUBDOMAIN_MAX:
-        reason = f"has {len(value)} characters, more than {DNS1123_SUBDOMAIN_MAX}"
-    else:
-        for part in value.split("."):
-            if part == "":
-                reason = "has an empty part between dots"
-                break
-            part_reason = _label_reason(part)
-            if part_reason is not None and len(part) <= DNS1123_LABEL_MAX:
-                reason = f"part {show(part)} {part_reason}"
-                break
+    reason = _subdomain_reason(value)
     if reason is None:
         return None
     return f"{show(value)} is not a valid {what} (a DNS-1123 subdomain: it {reason}); {SUBDOMAIN_RULE}"
+
+
+def _subdomain_reason(value: str, limit: int = DNS1123_SUBDOMAIN_MAX) -> str | None:
+    if value == "":
+        return "is empty"
+    if len(value) > limit:
+        return f"has {len(value)} characters, more than {limit}"
+    for part in value.split("."):
+        if part == "":
+            return "has an empty part between dots"
+        part_reason = _label_reason(part)
+        if part_reason is not None and len(part) <= DNS1123_LABEL_MAX:
+            return f"part {show(part)} {part_reason}"
+    return None
+
+
+QUALIFIED_NAME_MAX = 63
+LABEL_VALUE_MAX = 63
+# Kubernetes' quota names are "requests." + the resource name, and must still be
+# qualified names, so an extended resource's domain has 253 - len("requests.") characters.
+RESOURCE_PREFIX_MAX = DNS1123_SUBDOMAIN_MAX - len("requests.")
+_NAME_PART_RULE = (
+    f"at most {QUALIFIED_NAME_MAX} letters, digits, '-', '_' and '.', starting and ending "
+    "with a letter or digit"
+)
+LABEL_KEY_RULE = (
+    "use [prefix/]name, e.g. \"topology.kubernetes.io/zone\" or \"rack\": an optional "
+    f"DNS subdomain prefix of at most {DNS1123_SUBDOMAIN_MAX} characters, and a name of "
+    f"{_NAME_PART_RULE}"
+)
+LABEL_VALUE_RULE = f"use {_NAME_PART_RULE}, or an empty value"
+RESOURCE_NAME_RULE = (
+    "use <domain>/<name>, e.g. \"intel.com/sriov_netdevice\": a DNS subdomain of at most "
+    f"{RESOURCE_PREFIX_MAX} characters outside kubernetes.io, '/', and a name of "
+    f"{_NAME_PART_RULE}"
+)
+
+
+def _name_part_reason(value: str, limit: int = QUALIFIED_NAME_MAX) -> str | None:
+    """Why a label value or the name part of a qualified name is refused (``value`` non-empty)."""
+    if len(value) > limit:
+        return f"has {len(value)} characters, more than {limit}"
+    for ch in value:
+        if not (ch.isascii() and (ch.isalnum() or ch in "-_.")):
+            return f"contains {ch!r}"
+    if not value[0].isalnum():
+        return f"starts with {value[0]!r}"
+    if not value[-1].isalnum():
+        return f"ends with {value[-1]!r}"
+    return None
+
+
+def _qualified_reason(value: str, prefix_limit: int = DNS1123_SUBDOMAIN_MAX) -> str | None:
+    """Kubernetes ``IsQualifiedName``: ``[prefix/]name``."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return "contains more than one '/'"
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if prefix == "":
+            return "has an empty prefix before '/'"
+        reason = _subdomain_reason(prefix, prefix_limit)
+        if reason is not None:
+            return f"has a prefix {show(prefix)} that is not a DNS subdomain: it {reason}"
+    if name == "":
+        return "has an empty name part" if len(parts) == 2 else "is empty"
+    reason = _name_part_reason(name)
+    if reason is not None:
+        return f"has a name part {show(name)} that {reason}" if len(parts) == 2 else reason
+    return None
+
+
+def check_label_key(value: object, what: str = "label key") -> str | None:
+    """A Kubernetes label key (``IsQualifiedName``), as in a pod's ``nodeSelector``."""
+    if not isinstance(value, str):
+        return f"{show(value)} is not a valid {what} (not a string); {LABEL_KEY_RULE}"
+    reason = _qualified_reason(value)
+    if reason is None:
+        return None
+    return f"{show(value)} is not a valid {what} (it {reason}); {LABEL_KEY_RULE}"
+
+
+def check_label_value(value: object, what: str = "label value") -> str | None:
+    """A Kubernetes label value (``IsValidLabelValue``); the empty value is valid."""
+    if not isinstance(value, str):
+        return f"{show(value)} is not a valid {what} (not a string); {LABEL_VALUE_RULE}"
+    reason = _name_part_reason(value) if value else None
+    if reason is None:
+        return None
+    return f"{show(value)} is not a valid {what} (it {reason}); {LABEL_VALUE_RULE}"
+
+
+def check_extended_resource_name(value: object, what: str = "extended resource name") -> str | None:
+    """Kubernetes ``IsExtendedResourceName``: what a device plugin's resource may be called.
+
+    A name the API server would refuse in a container's ``resources`` must not reach the
+    pod patch, where the refusal would not mention the NAD it came from.
+    """
+    if not isinstance(value, str):
+        return f"{show(value)} is not a valid {what} (not a string); {RESOURCE_NAME_RULE}"
+    reason: str | None
+    if "/" not in value:
+        reason = "has no domain prefix; names without one are Kubernetes' own, such as cpu"
+    elif "kubernetes.io/" in value:
+        reason = "is in the kubernetes.io domain, which Kubernetes keeps for its own resources"
+    elif value.startswith("requests."):
+        reason = 'starts with "requests.", which Kubernetes keeps for resource quotas'
+    else:
+        reason = _qualified_reason(value, RESOURCE_PREFIX_MAX)
+    if reason is None:
+        return None
+    return f"{show(value)} is not a valid {what} (it {reason}); {RESOURCE_NAME_RULE}"
 
 
 def check_cni_name(value: object, what: str = "CNI network name") -> str | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from plugin.model import limits
+
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
     from typing import Any
@@ -29,6 +31,12 @@ class Problem:
 
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        # Paths and messages quote user input, which may hold an unpaired surrogate
+        # (JSON's "\ud800"): escaped here, every problem can be encoded, printed and sent.
+        object.__setattr__(self, "path", printable(self.path))
+        object.__setattr__(self, "message", printable(self.message))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -74,14 +82,32 @@ def show(value: Any, limit: int = 80) -> str:
     """Render a user's value for a message: JSON-quoted, and cut when it is long.
 
     JSON quoting makes invisible characters (a trailing space, a tab, a NUL) visible,
-    which is exactly what the user needs to see in a rejection.
+    which is exactly what the user needs to see in a rejection. Any value can be shown:
+    an unpaired surrogate is written as its JSON escape (``"\\ud800"``), and a value
+    nested deeper than :data:`plugin.model.limits.MAX_DEPTH` is named, not rendered
+    (``json.dumps`` would recurse through it).
     """
+    if isinstance(value, dict | list) and limits.value_depth(value) > limits.MAX_DEPTH:
+        return f"<{type_name(value)} nested more than {limits.MAX_DEPTH} levels deep>"
     try:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
         text = "<unprintable value>"
     if len(text) > limit:
         text = text[: limit - 3] + "..."
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with unpaired surrogates written as ``\\udXXX``, so it encodes as UTF-8.
+
+    Python's JSON decoder accepts ``"\\ud800"`` and yields a string that no UTF-8
+    encoder (the HTTP answer, a terminal, a log file) can write.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 

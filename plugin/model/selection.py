@@ -22,10 +22,17 @@ reads ``<what is wrong> (got <value>); <what is accepted>``. Only
 :func:`format_networks` raises (``ValueError``), and only when its *caller* asks for
 something impossible (the comma form of a selection that carries ``ips``).
 
+An empty or whitespace-only networks annotation selects nothing, as in Multus (and in
+both admission controllers): Helm charts render ``""`` when no extra network is asked
+for. It comes with a warning that the annotation can be removed. An empty
+default-network annotation stays an error: Multus fails such a pod at sandbox creation
+(``pod annotation does not have "network" as key``).
+
 netplex is stricter than Multus on purpose where Multus would fail later or silently:
-an empty annotation, empty items (``a,,b``), empty parts (``ns/``, ``net@``), invalid
-names and interfaces in the JSON form, duplicate interface names and a second
-``default-route`` are errors here, reported with the field and the fix.
+empty items (``a,,b``), empty parts (``ns/``, ``net@``), invalid names and interfaces in
+the JSON form, duplicate interface names and a second ``default-route`` are errors here,
+reported with the field and the fix. JSON nested deeper than
+:data:`plugin.model.limits.MAX_DEPTH` is refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -38,8 +45,16 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from plugin.model import names
-from plugin.model.problems import ANNOTATION_PATH, Collector, Findings, Problem, show, type_name
+from plugin.model import limits, names
+from plugin.model.problems import (
+    ANNOTATION_PATH,
+    Collector,
+    Findings,
+    Problem,
+    printable,
+    show,
+    type_name,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -57,10 +72,6 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 PORT_MIN, PORT_MAX = 1, 65535
 # Multus reads bandwidth values into Go ``int`` (int64); a larger number fails there.
 BANDWIDTH_MAX = 2**63 - 1
-# Deeper JSON than this is refused: nobody writes it on purpose, and it keeps every
-# later step (copying, rendering messages, writing the annotation back) far from
-# Python's recursion limit.
-MAX_JSON_DEPTH = 32
 
 JSON_MARKERS = ("[", "{", '"')  # Multus: any of these means the JSON form
 SHORT_FORM = "[namespace/]name[@interface]"
@@ -327,7 +338,7 @@ def format_networks(selections: Sequence[Selection], form: Literal["short", "jso
 
     Raises ``ValueError`` for a request that cannot be met: the ``"short"`` form of a
     selection that is not :attr:`Selection.short_form_ok`, or of no selection at all (an
-    empty value is an error to the parser; remove the annotation instead).
+    empty value only earns a warning from the parser; remove the annotation instead).
     """
     if form == "json":
         return json.dumps([s.to_element() for s in selections], separators=(",", ":"))
@@ -376,16 +387,20 @@ def _parse(
         out.error(path, f"must be a string (got {_got(value)}); annotation values are strings")
         return _result([], out, "short")
     if value.strip() == "":
-        # Multus treats "" as "no networks"; an empty annotation is almost always a
-        # template that rendered nothing, so netplex says so instead.
-        if cluster:
+        if cluster:  # Multus fails the pod at ADD: "pod annotation does not have network as key"
             hint = 'remove the annotation, or name one network as "net-a", "other-ns/net-a" or [{"name":"net-a"}]'
-        else:
-            hint = f"remove the annotation, or list networks as {SHORT_EXAMPLE} or as JSON {JSON_EXAMPLE}"
-        out.error(path, f"is empty (got {show(value)}); {hint}")
-        return _result([], out, "short")
+            out.error(path, f"is empty (got {show(value)}); {hint}")
+            return _result([], out, "short")
+        # No extra networks, as in Multus: usually a template (Helm) that rendered nothing.
+        out.warn(
+            path,
+            f"is empty (got {show(value)}), so it selects no extra network and the pod gets the "
+            "cluster network only (plus any default networks); remove the annotation, or list "
+            f"networks as {SHORT_EXAMPLE} or as JSON {JSON_EXAMPLE}",
+        )
+        return _result([], out, "absent")
 
-    form: Literal["short", "json"]
+    form: Literal["absent", "short", "json"]
     if any(marker in value for marker in JSON_MARKERS):
         form = "json"
         read = _read_json(value, namespace, path, out, cluster=cluster)
@@ -430,7 +445,7 @@ def _check_one_network(value: str, count: int, path: str, out: Collector) -> Non
 
 
 def _result(
-    drafts: list[_Draft], out: Collector, form: Literal["short", "json"]
+    drafts: list[_Draft], out: Collector, form: Literal["absent", "short", "json"]
 ) -> SelectionResult:
     selections = tuple(_freeze(d) for d in drafts if d.ok)
     return SelectionResult(selections, tuple(out.errors), tuple(out.warnings), form)
@@ -623,6 +638,14 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON value")
 
 
+def _bounded_int(text: str) -> int:
+    """``int()`` raises past 4,300 digits with advice for programmers; say it for users."""
+    problem = limits.int_problem(text)
+    if problem is not None:
+        raise _NotJson(problem)
+    return int(text)
+
+
 def _finite_float(text: str) -> float:
     """Python reads ``1e400`` as infinity, which cannot be written back as JSON; Go refuses it."""
     number = float(text)
@@ -641,29 +664,26 @@ def _read_json(
     shape = f"list networks as JSON {JSON_EXAMPLE}" + (
         "" if cluster else f', or in the comma form {SHORT_EXAMPLE} (no "[", "{{" or \'"\')'
     )
+    # Measured on the text: a repeated key can hide a deep value from the decoded object,
+    # and the decoder, _plain and the repeated-key warning would all recurse through it.
+    too_deep = limits.depth_problem(limits.text_depth(value))
+    if too_deep is not None:
+        out.error(path, f"{too_deep} (got {show(value)}); {shape}")
+        return None
     try:
         data = json.loads(
             value,
             object_pairs_hook=_object_pairs,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except json.JSONDecodeError as exc:
         why = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         out.error(path, f"is not valid JSON: {why} (got {show(value)}); {shape}")
         return None
-    except ValueError as exc:  # _NotJson, or an integer with too many digits
+    except ValueError as exc:  # _NotJson
         out.error(path, f"is not valid JSON: {exc} (got {show(value)}); {shape}")
-        return None
-    except RecursionError:
-        out.error(path, f"is nested too deeply to read (got {show(value)}); {shape}")
-        return None
-    depth = _depth(data)
-    if depth > MAX_JSON_DEPTH:
-        out.error(
-            path,
-            f"is nested {depth} levels deep, more than {MAX_JSON_DEPTH} (got {show(value)}); {shape}",
-        )
         return None
     if isinstance(data, dict):
         out.error(
@@ -1066,7 +1086,7 @@ def _key_path(base: str, key: str) -> str:
     """``base.key`` for plain keys, ``base["odd key"]`` when the key has other characters."""
     if _SIMPLE_KEY_RE.match(key):
         return f"{base}.{key}"
-    return f"{base}[{json.dumps(key, ensure_ascii=False)}]"
+    return f"{base}[{printable(json.dumps(key, ensure_ascii=False))}]"
 
 
 def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
@@ -1112,19 +1132,3 @@ def _plain(value: Any, path: str | None = None, out: Collector | None = None) ->
         ]
     return value
 
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in decoded JSON (iterative: input may be deep)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in children)
-    return deepest

@@ -98,8 +98,10 @@ def shadowing_problem(primary: str) -> str | None:
 def generate(primary: str, text: bytes, kubeconfig: str | None, supported_versions: Sequence[str]) -> Generated | Refused:
     """The netplex conflist for primary file ``primary`` holding ``text``.
 
-    ``kubeconfig`` is the kubeconfig's path *on the host* (the plugin runs there), and
-    ``supported_versions`` what the installed plugin answered to VERSION.
+    ``kubeconfig`` is the kubeconfig's path *on the host* (the plugin runs there), or None
+    in thick mode without ``--thin-fallback``: the daemon uses its own credentials, and a
+    conflist without one makes the shim's fallback refuse ADD rather than run it without
+    API access. ``supported_versions`` is what the installed plugin answered to VERSION.
     """
     try:
         data = json.loads(text)

@@ -15,7 +15,10 @@ runtime loads as a network config.
 
 The probe runs the installed plugin the way the runtime will, inside the host:
 ``chroot <host-root> <bin>/netplex`` with ``CNI_COMMAND=VERSION``, after checking that
-the interpreter of the zipapp's ``#!`` line is a new enough Python there. The ``chroot``
+the interpreter of its ``#!`` line is a new enough Python there. That check also reports
+the interpreter's absolute path (``sys.executable``), which thick mode writes into the
+shim's ``#!`` line: ``/usr/bin/env`` would cost the shim a PATH search and an extra exec
+on every call, and ``-IS`` cannot be passed through it. The ``chroot``
 command (not ``os.chroot`` in a ``preexec_fn``) keeps the failure's reason: its exit
 status says whether entering the host or running the command failed.
 """
@@ -37,14 +40,15 @@ from plugin.cni import files
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_PYTHON = (3, 11)  # pyproject's requires-python; the plugin uses 3.11 syntax and stdlib
 PROBE_TIMEOUT = 10.0
-PYTHON_VERSION_CODE = 'import sys; print(*sys.version_info[:3], sep=".")'
+# The version, then the absolute path of the interpreter that ran (empty when Python cannot tell).
+PYTHON_VERSION_CODE = 'import sys; print(*sys.version_info[:3], sep="."); print(sys.executable)'
 VERSION_STDIN = b'{"cniVersion":"1.0.0"}'
 # chroot(1) exits 125 when it could not enter the new root (126/127 when it could not run
 # the command, like a shell): only 125 means the installer lacks privileges.
 CHROOT_FAILED = 125
 
 PYTHON_HINT = (
-    "install python3 >= {min} on the node (the plugin is a Python zipapp started by its "
+    "install python3 >= {min} on the node (the plugin is a Python program started by its "
     "'#!{interpreter}' line); netplex's CNI config stays off this node until then"
 )
 ROOT_HINT = "run the installer as root (privileged) with the host's / mounted at --host-root"
@@ -52,12 +56,17 @@ ROOT_HINT = "run the installer as root (privileged) with the host's / mounted at
 
 @dataclass(frozen=True, slots=True)
 class HostCheck:
-    """The probe's verdict: ``reason`` is one log line when ``ok`` is false."""
+    """The probe's verdict: ``reason`` is one log line when ``ok`` is false.
+
+    ``python`` is the host Python's version and ``executable`` its absolute path, both as
+    that Python reported them (empty when the plugin has no ``#!`` line to check).
+    """
 
     ok: bool
     reason: str = ""
     supported_versions: tuple[str, ...] = ()
     python: str = ""
+    executable: str = ""
 
 
 # ------------------------------------------------------------------------ paths and files
@@ -121,10 +130,10 @@ def check_host(host_root: str, plugin: str, *, chroot: str | None, timeout: floa
         return HostCheck(False, f"cannot check that the host can run {plugin}: no chroot command in the installer "
                                 f"image (PATH {os.environ.get('PATH', '')}); use an image with coreutils")
     interpreter = interpreter_of(on_host(host_root, plugin))
-    python = ""
+    python = executable = ""
     if interpreter:
         out, failure = _output(host_root, [*interpreter, "-c", PYTHON_VERSION_CODE], chroot, {}, b"", timeout)
-        python = out.decode("utf-8", "replace").strip()
+        python, _, executable = out.decode("utf-8", "replace").strip().partition("\n")
         failure = failure or python_problem(python, interpreter)
         if failure is not None:
             return HostCheck(False, cannot_run(plugin, failure, interpreter, host_root))
@@ -132,7 +141,7 @@ def check_host(host_root: str, plugin: str, *, chroot: str | None, timeout: floa
     if failure is None:
         versions = supported_versions(out)
         if not isinstance(versions, str):
-            return HostCheck(True, supported_versions=versions, python=python)
+            return HostCheck(True, supported_versions=versions, python=python, executable=executable.strip())
         failure = versions
     return HostCheck(False, cannot_run(plugin, failure, interpreter, host_root))
 

@@ -8,19 +8,40 @@ Runs in the plugin DaemonSet's container (as root, with the host's ``/`` at
                                 when ready, 1 when not)
     netplex-install ready       readiness probe: exit 0 iff the last reconcile succeeded,
                                 else 1 with the reason on stdout
-    netplex-install uninstall   remove our conflist, kubeconfig and binary from the host
+    netplex-install uninstall   remove our conflist, kubeconfig and both binaries from the host
+
+Two modes (DESIGN.md, "The node side"), chosen with ``--mode``:
+
+- ``thick`` (the default): ``<cni-bin-dir>/netplex`` is the shim (``plugin/node/shim.py``)
+  that hands each call to the netplex-node daemon over ``--socket``; the plugin zipapp is
+  installed beside it as ``netplex-thin``, which the shim runs in-process when the daemon
+  cannot be reached. No API credentials are written to the host, so ADD then fails
+  (code 11, the runtime retries) while DEL, CHECK, GC and STATUS still work from the
+  local cache; ``--thin-fallback`` writes the kubeconfig too and names it in the
+  conflist, so that ADD also runs without the daemon.
+- ``thin``: ``<cni-bin-dir>/netplex`` is the plugin zipapp itself, with its kubeconfig:
+  two interpreter starts per pod, no daemon.
+
+Switching modes rewrites the files; what only the other mode needs (``netplex-thin`` in
+thin mode, the kubeconfig in thick mode without ``--thin-fallback``) is removed once the
+conflist no longer refers to it.
 
 One reconcile, in order (each step is skipped when nothing changed; the first failing
 step makes the node not ready, with one log line saying why and what to do):
 
 1. copy the plugin zipapp (``--plugin``, built by ``python -m plugin.node.pack``) to
-   ``<cni-bin-dir>/netplex``, atomically, mode 0755;
+   ``<cni-bin-dir>/netplex`` (thin) or ``<cni-bin-dir>/netplex-thin`` (thick),
+   atomically, mode 0755;
 2. run it inside the host exactly as the runtime will (``plugin.node.host``); a host
    that cannot run it (no python3 >= 3.11, chroot impossible) gets no netplex config:
    ours is removed if present, because a conflist naming a plugin that cannot start
-   would break every pod sandbox on the node;
-3. write the kubeconfig (token and CA inline, 0600) from the pod's service account
-   (``plugin.node.credentials``), warning when the token nears expiry unrotated;
+   would break every pod sandbox on the node. In thick mode the check also finds the
+   host's python3 by its absolute path; the shim is written for that interpreter
+   (``#!<python3> -IS``) and then run the same way (VERSION: answered by the daemon,
+   or by netplex-thin while the daemon is not up yet);
+3. thin mode or ``--thin-fallback``: write the kubeconfig (token and CA inline, 0600)
+   from the pod's service account (``plugin.node.credentials``), warning when the token
+   nears expiry unrotated;
 4. generate ``00-netplex.conflist`` from the node's primary CNI config
    (``plugin.node.conflist``). With no primary at all, ours is removed too: the node's
    network readiness then stays what the primary network plugin says (Cilium, for one,
@@ -38,6 +59,7 @@ Uninstalling on a node with running pods leaves their secondary IPAM allocations
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -54,7 +76,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
-from plugin.node import conflist, credentials, host
+from plugin.node import conflist, credentials, host, wire
 from plugin.node.credentials import ServiceAccount
 
 DEFAULT_PLUGIN = "/usr/local/lib/netplex/netplex"  # where the Dockerfile builds the zipapp
@@ -67,6 +89,16 @@ DEFAULT_INTERVAL = 10.0
 DEFAULT_TOKEN_MARGIN = 300.0
 KUBECONFIG_DIR_NAME = "netplex.d"
 BINARY_NAME = "netplex"
+THIN_BINARY_NAME = "netplex-thin"  # thick mode: the zipapp the shim falls back to
+THICK, THIN = "thick", "thin"
+MODES = (THICK, THIN)
+DEFAULT_SOCKET = "/run/netplex/netplex.sock"  # netplex-node's default --socket
+# How long the shim waits for the daemon's answer. An ADD's delegates (IPAM, the cluster
+# network) may take tens of seconds; kubelet's own CNI timeout is in the runtime (containerd
+# gives a sandbox a few minutes), so 300 s only cuts off a daemon that is stuck.
+DEFAULT_SHIM_TIMEOUT = 300.0
+MAX_SHIM_TIMEOUT = 3600.0  # plugin.node.wire.render_shim's limit
+SHIM_UNSAFE = frozenset(' "\\\n\r\t\0')  # what the shim's string literals cannot hold as they are
 STATE_FILE = "state.json"
 CLEANUP_ENV = "NETPLEX_CLEANUP_ON_EXIT"
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -90,10 +122,23 @@ class Options:
     token_margin: float = DEFAULT_TOKEN_MARGIN
     cleanup_on_exit: bool = False
     once: bool = False
+    mode: str = THICK
+    socket: str = DEFAULT_SOCKET
+    shim_timeout: float = DEFAULT_SHIM_TIMEOUT
+    thin_fallback: bool = False
 
     @property
     def binary(self) -> str:
         return f"{self.bin_dir.rstrip('/')}/{BINARY_NAME}"
+
+    @property
+    def thin_binary(self) -> str:
+        return f"{self.bin_dir.rstrip('/')}/{THIN_BINARY_NAME}"
+
+    @property
+    def writes_kubeconfig(self) -> bool:
+        """Thin mode always needs API credentials on the host; thick mode only to fall back on ADD."""
+        return self.mode == THIN or self.thin_fallback
 
     @property
     def conflist(self) -> str:
@@ -158,40 +203,42 @@ def reconcile(opts: Options, environ: Mapping[str, str], now: float, probe: Prob
     if isinstance(plugin, NotReady):
         return not_ready(plugin.reason)
     os.makedirs(opts.local(opts.bin_dir), exist_ok=True)
-    if host.sync_file(opts.local(opts.binary), plugin, 0o755):
-        changes.append(f"installed {opts.binary} (sha256 {_short(plugin)})")
-
-    check = probe(opts.host_root, opts.binary)
+    check = install_thick(opts, plugin, probe, changes) if opts.mode == THICK else install_thin(opts, plugin, probe,
+                                                                                                 changes)
     if not check.ok:
         if host.remove(opts.local(opts.conflist)):
             changes.append(f"removed {opts.conflist}: netplex must not be configured where it cannot run")
+        retire_other_mode(opts, changes)
         return not_ready(check.reason)
 
-    account = read_service_account(opts.service_account_dir)
-    if isinstance(account, NotReady):
-        return not_ready(account.reason)
-    server = api_server(environ)
-    if isinstance(server, NotReady):
-        return not_ready(server.reason)
-    os.makedirs(opts.local(opts.kubeconfig_dir), mode=0o700, exist_ok=True)
-    if host.sync_file(opts.local(opts.kubeconfig), credentials.render(server, account), 0o600):
-        changes.append(f"wrote {opts.kubeconfig} (service account token sha256 {_short(account.token.encode())})")
-    warning = credentials.expiry_warning(credentials.token_expiry(account.token), now,
-                                                opts.token_margin)
-    if warning is not None:
-        warnings.append((f"token-expiry:{_short(account.token.encode())}", warning))
+    kubeconfig: str | None = None
+    if opts.writes_kubeconfig:
+        account = read_service_account(opts.service_account_dir)
+        if isinstance(account, NotReady):
+            return not_ready(account.reason)
+        server = api_server(environ)
+        if isinstance(server, NotReady):
+            return not_ready(server.reason)
+        os.makedirs(opts.local(opts.kubeconfig_dir), mode=0o700, exist_ok=True)
+        if host.sync_file(opts.local(opts.kubeconfig), credentials.render(server, account), 0o600):
+            changes.append(f"wrote {opts.kubeconfig} (service account token sha256 {_short(account.token.encode())})")
+        warning = credentials.expiry_warning(credentials.token_expiry(account.token), now, opts.token_margin)
+        if warning is not None:
+            warnings.append((f"token-expiry:{_short(account.token.encode())}", warning))
+        kubeconfig = opts.kubeconfig
 
     primary = _primary_name(opts.local(opts.conf_dir))
     if primary is None:
         if host.remove(opts.local(opts.conflist)):
             changes.append(f"removed {opts.conflist}: there is no primary CNI config any more")
+        retire_other_mode(opts, changes)
         return not_ready(f"no primary CNI config in {opts.conf_dir} yet (no .conf, .conflist or .json file other "
                          f"than {conflist.OUR_CONFLIST}); waiting for the node's network plugin to write one")
     primary_path = opts.local(f"{opts.conf_dir.rstrip('/')}/{primary}")
     text = host.read_bytes(primary_path)
     if text is None:
         return not_ready(f"primary CNI config {primary} disappeared while being read; retrying")
-    generated = conflist.generate(primary, text, opts.kubeconfig, check.supported_versions)
+    generated = conflist.generate(primary, text, kubeconfig, check.supported_versions)
     if isinstance(generated, conflist.Refused):
         return not_ready(generated.reason, primary=primary, primary_sha256=hashlib.sha256(text).hexdigest())
     mode = stat.S_IMODE(os.stat(primary_path).st_mode) & 0o666  # our file holds the primary: no wider access
@@ -199,12 +246,70 @@ def reconcile(opts: Options, environ: Mapping[str, str], now: float, probe: Prob
         caps = ", ".join(generated.capabilities) or "none"
         changes.append(f"wrote {opts.conflist} from {primary} (sha256 {generated.primary_sha256[:12]}, "
                        f"cniVersion {generated.cni_version}, capabilities {caps})")
+    retire_other_mode(opts, changes)
     extra = {"primary": primary, "primary_sha256": generated.primary_sha256}
     shadowed = conflist.shadowing_problem(primary)
     if shadowed is not None:
         return not_ready(shadowed, **extra)
-    return Outcome(True, f"{opts.conflist} delegates to {primary}; the host runs {opts.binary} "
-                         f"with Python {check.python or 'unknown'}", tuple(changes), tuple(warnings), **extra)
+    return Outcome(True, f"{opts.conflist} delegates to {primary}; {_runs(opts, check)}", tuple(changes),
+                   tuple(warnings), **extra)
+
+
+def install_thin(opts: Options, plugin: bytes, probe: Probe, changes: list[str]) -> host.HostCheck:
+    """Thin mode: the zipapp is ``netplex`` itself; the runtime runs it for every call."""
+    if host.sync_file(opts.local(opts.binary), plugin, 0o755):
+        changes.append(f"installed {opts.binary} (sha256 {_short(plugin)})")
+    return probe(opts.host_root, opts.binary)
+
+
+def install_thick(opts: Options, plugin: bytes, probe: Probe, changes: list[str]) -> host.HostCheck:
+    """Thick mode: the zipapp as ``netplex-thin``, checked on the host first (it is what the
+    shim falls back to, and its check finds the host's python3); then the shim written for
+    that python3 as ``netplex``, and checked the way the runtime will run it."""
+    if host.sync_file(opts.local(opts.thin_binary), plugin, 0o755):
+        changes.append(f"installed {opts.thin_binary} (sha256 {_short(plugin)})")
+    thin = probe(opts.host_root, opts.thin_binary)
+    if not thin.ok:
+        return thin
+    if not thin.executable.startswith("/"):
+        return host.HostCheck(False, f"the host's python3 did not report its absolute path (got "
+                                     f"{json.dumps(thin.executable)}); the shim {opts.binary} needs it for its #! "
+                                     "line: install python3 as a regular file on the host's PATH")
+    try:
+        shim = wire.render_shim(socket_path=opts.socket, thin=opts.thin_binary, timeout=opts.shim_timeout,
+                                python=thin.executable).encode("utf-8")
+    except ValueError as exc:
+        return host.HostCheck(False, f"cannot write the shim {opts.binary}: {exc}")
+    if host.sync_file(opts.local(opts.binary), shim, 0o755):
+        changes.append(f"installed {opts.binary} (the shim to netplex-node at {opts.socket}, "
+                       f"#!{thin.executable} -IS, sha256 {_short(shim)})")
+    return probe(opts.host_root, opts.binary)
+
+
+def retire_other_mode(opts: Options, changes: list[str]) -> None:
+    """Remove what only the other mode needs, once our conflist no longer refers to it."""
+    if opts.mode == THIN:
+        if host.remove(opts.local(opts.thin_binary)):
+            changes.append(f"removed {opts.thin_binary}: thin mode runs {opts.binary} itself")
+        return
+    if opts.writes_kubeconfig:
+        return
+    if host.remove(opts.local(opts.kubeconfig)):
+        changes.append(f"removed {opts.kubeconfig}: thick mode keeps API credentials off the host "
+                       "(--thin-fallback keeps them for ADD without the daemon)")
+        with contextlib.suppress(OSError):  # our directory when empty; a shared or non-empty one stays
+            os.rmdir(opts.local(opts.kubeconfig_dir))
+
+
+def _runs(opts: Options, check: host.HostCheck) -> str:
+    """The end of the readiness line: what the runtime executes on this node."""
+    python = f"Python {check.python or 'unknown'}"
+    if opts.mode == THIN:
+        return f"the host runs {opts.binary} with {python}"
+    verbs = "every verb (ADD with the --thin-fallback kubeconfig)" if opts.thin_fallback else \
+        "DEL, CHECK, GC, STATUS and VERSION"
+    return (f"the host runs {opts.binary}, the shim to netplex-node at {opts.socket} that falls back to "
+            f"{opts.thin_binary} for {verbs}, with {python} ({check.executable or 'path unknown'})")
 
 
 def _read_plugin(path: str) -> bytes | NotReady:
@@ -298,9 +403,10 @@ def ready(state_dir: str, out: TextIO) -> int:
 
 
 def uninstall(opts: Options) -> int:
-    """Remove the conflist first (the runtime stops calling netplex), then the rest."""
+    """Remove the conflist first (the runtime stops calling netplex), then the rest: the
+    files of either mode, whichever this node had."""
     failures: list[str] = []
-    for host_path in (opts.conflist, opts.kubeconfig, opts.binary):
+    for host_path in (opts.conflist, opts.kubeconfig, opts.binary, opts.thin_binary):
         try:
             if host.remove(opts.local(host_path)):
                 log.info("removed %s", host_path)
@@ -395,6 +501,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--cleanup-on-exit", action="store_true",
                         help=f"uninstall on SIGTERM/SIGINT (also {CLEANUP_ENV}=true)")
     common.add_argument("--once", action="store_true", help="run: reconcile once; exit 0 when ready, 1 when not")
+    common.add_argument("--mode", choices=MODES, default=THICK,
+                        help="thick: <cni-bin-dir>/netplex is the shim to the netplex-node daemon, the plugin is "
+                             f"{THIN_BINARY_NAME} beside it; thin: netplex is the plugin itself, with a kubeconfig "
+                             "on the host (default: %(default)s)")
+    common.add_argument("--socket", default=DEFAULT_SOCKET,
+                        help="thick: host path of netplex-node's socket, written into the shim (default: %(default)s)")
+    common.add_argument("--shim-timeout", type=_shim_timeout, default=DEFAULT_SHIM_TIMEOUT,
+                        help="thick: seconds the shim waits for the daemon's answer before failing the call with "
+                             f"code 11, at most {MAX_SHIM_TIMEOUT:g} (default: %(default)s)")
+    common.add_argument("--thin-fallback", action="store_true",
+                        help="thick: also write the plugin kubeconfig and name it in the conflist, so that ADD runs "
+                             f"through {THIN_BINARY_NAME} while the daemon is down (API credentials on the host)")
     parser = argparse.ArgumentParser(prog="netplex-install", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,ready,uninstall}")
@@ -414,12 +532,26 @@ def _positive(text: str) -> float:
     return value
 
 
+def _shim_timeout(text: str) -> float:
+    value = _positive(text)
+    if value > MAX_SHIM_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SHIM_TIMEOUT:g} seconds (got {text!r}); the shim "
+                                         "only needs to outlast the slowest ADD")
+    return value
+
+
 def options_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Options | str:
     """The parsed command line and environment as Options, or a usage error."""
     for flag, value in (("--cni-bin-dir", args.cni_bin_dir), ("--cni-conf-dir", args.cni_conf_dir),
-                        ("--kubeconfig-dir", args.kubeconfig_dir)):
+                        ("--kubeconfig-dir", args.kubeconfig_dir), ("--socket", args.socket)):
         if value is not None and not value.startswith("/"):
             return f"{flag} must be an absolute host path (got {value!r})"
+    for flag, value in (("--socket", args.socket), ("--cni-bin-dir", args.cni_bin_dir)):
+        if args.mode == THICK and any(c in value for c in SHIM_UNSAFE):
+            return (f"{flag} must not contain spaces, quotes, backslashes or control characters (got {value!r}); "
+                    "the shim holds it as a literal")
+    if args.thin_fallback and args.mode == THIN:
+        return "--thin-fallback applies to --mode thick only (got --mode thin, which always writes the kubeconfig)"
     cleanup_env = environ.get(CLEANUP_ENV, "").strip().lower()
     if cleanup_env not in TRUE_WORDS + FALSE_WORDS:
         return f"{CLEANUP_ENV} must be true or false (got {environ[CLEANUP_ENV]!r})"
@@ -436,6 +568,10 @@ def options_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Option
         token_margin=args.token_expiry_margin,
         cleanup_on_exit=args.cleanup_on_exit or cleanup_env in TRUE_WORDS,
         once=args.once,
+        mode=args.mode,
+        socket=args.socket,
+        shim_timeout=args.shim_timeout,
+        thin_fallback=args.thin_fallback,
     )
 
 

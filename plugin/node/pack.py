@@ -101,7 +101,7 @@ def build(output: Path, interpreter: str = "/usr/bin/env python3", *, magic: byt
         digest = hashlib.sha256()
         sources = [PACKAGE / "__init__.py"]
         for package in SHIPPED:
-            sources += sorted((PACKAGE / package).glob("*.py"))
+            sources += sorted((PACKAGE / package).rglob("*.py"))  # sub-packages too (model/netconf)
         for source in sources:
             relative = source.relative_to(PACKAGE)
             (target / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,10 @@
 
 - :func:`rendered`: the objects of each directory users apply with ``kubectl apply -k``
   (the base and each overlay, :data:`VARIANTS`), rendered once per session with
-  ``kubectl kustomize`` (kubectl's built-in kustomize, the one ``apply -k`` uses).
+  ``kubectl kustomize`` (kubectl's built-in kustomize, the one ``apply -k`` uses), and of
+  the combinations the manifests document (:data:`COMPOSED`: an overlay as a resource
+  plus ``components/thin``), rendered from a kustomization written to a temporary
+  directory exactly as a user would write it.
   Without kubectl on PATH the tests that need a rendering are skipped, saying so;
   everything else still runs.
 - :func:`find`: one object of a rendering by kind and name, failing with the names that
@@ -15,8 +18,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,13 +36,24 @@ IMAGE = "ghcr.io/netplex/netplex:0.1.0"
 
 BASE = "base"
 CERT_MANAGER = "cert-manager"
-THIN = "thin-plugin-only"
+PLUGIN_ONLY = "thin-plugin-only"  # no webhook; thick mode like the base
+THIN = "thin"  # the per-call plugin, no daemon
 VARIANTS = {
     BASE: MANIFESTS,
     CERT_MANAGER: MANIFESTS / "overlays" / "cert-manager",
-    THIN: MANIFESTS / "overlays" / "thin-plugin-only",
+    PLUGIN_ONLY: MANIFESTS / "overlays" / "thin-plugin-only",
+    THIN: MANIFESTS / "overlays" / "thin",
 }
-WITH_WEBHOOK = (BASE, CERT_MANAGER)
+THIN_COMPONENT = MANIFESTS / "components" / "thin"
+# Documented combinations: (the overlay applied as a resource, the components added).
+COMPOSED = {
+    "thin-plugin-only+thin": (PLUGIN_ONLY, (THIN_COMPONENT,)),
+    "cert-manager+thin": (CERT_MANAGER, (THIN_COMPONENT,)),
+}
+WITH_WEBHOOK = (BASE, CERT_MANAGER, THIN)
+THICK_VARIANTS = (BASE, CERT_MANAGER, PLUGIN_ONLY)
+THIN_VARIANTS = (THIN, *COMPOSED)
+ALL = (*VARIANTS, *COMPOSED)
 
 Rendered = list[dict[str, Any]]
 
@@ -65,7 +81,21 @@ def rendered(variant: str) -> Rendered:
 
 @functools.cache
 def _rendered(variant: str) -> Rendered:
+    if variant in COMPOSED:
+        return _render_composed(*COMPOSED[variant])
     return render(VARIANTS[variant])
+
+
+def _render_composed(resource: str, components: tuple[Path, ...]) -> Rendered:
+    """A user's own kustomization: one of our overlays plus components, by relative path
+    (kustomize refuses absolute ones)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def rel(path: Path) -> str:
+            return os.path.relpath(path, tmp)
+        document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                    "resources": [rel(VARIANTS[resource])], "components": [rel(c) for c in components]}
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(document))
+        return render(Path(tmp))
 
 
 def find(objects: Rendered, kind: str, name: str) -> dict[str, Any]:
@@ -108,6 +138,6 @@ NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
 
 def crd_schema() -> dict[str, Any]:
     """The openAPIV3Schema of the NetworkAttachmentDefinition CRD netplex installs."""
-    crd = find(rendered(THIN), "CustomResourceDefinition", NAD_CRD)
+    crd = find(rendered(PLUGIN_ONLY), "CustomResourceDefinition", NAD_CRD)
     (version,) = crd["spec"]["versions"]
     return version["schema"]["openAPIV3Schema"]

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 import yaml
 
-from tests.manifests.rendering import REPO, VARIANTS, WITH_WEBHOOK, container, find, rendered
+from tests.manifests.rendering import ALL, REPO, WITH_WEBHOOK, container, find, rendered
 from webhook import server
 from webhook.policy import ClusterPolicy, parse_cluster_policy
 
@@ -18,7 +18,7 @@ def console_scripts() -> dict[str, str]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_every_container_command_is_a_console_script_of_the_image(variant):
     for owner in [o for o in rendered(variant) if o["kind"] in ("Deployment", "DaemonSet")]:
         for ctr in owner["spec"]["template"]["spec"]["containers"]:

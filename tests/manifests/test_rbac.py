@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from tests.manifests.rendering import NAMESPACE, VARIANTS, find, of_kind, ref, rendered
+from tests.manifests.rendering import (
+    ALL,
+    NAMESPACE,
+    THICK_VARIANTS,
+    THIN_VARIANTS,
+    find,
+    of_kind,
+    ref,
+    rendered,
+)
 
 # (apiGroup, resource, resourceNames or None) -> verbs
-NODE = {
+THIN_NODE = {  # the per-call plugin: one GET per pod and NAD, one status patch
     ("", "pods", None): {"get"},
     ("", "pods/status", None): {"patch"},
     ("k8s.cni.cncf.io", "network-attachment-definitions", None): {"get"},
+}
+NODE = {  # the daemon: the same, a NAD list+watch cache, and Events on the pod
+    **THIN_NODE,
+    ("k8s.cni.cncf.io", "network-attachment-definitions", None): {"get", "list", "watch"},
+    ("", "events", None): {"create"},
 }
 WEBHOOK = {
     ("k8s.cni.cncf.io", "network-attachment-definitions", None): {"get", "list", "watch"},
@@ -37,7 +51,7 @@ def flatten(role: dict) -> dict[tuple[str, str, tuple[str, ...] | None], set[str
     return out
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_no_rbac_rule_has_a_wildcard(variant):
     roles = of_kind(rendered(variant), "ClusterRole") + of_kind(rendered(variant), "Role")
     assert roles
@@ -49,12 +63,18 @@ def test_no_rbac_rule_has_a_wildcard(variant):
         assert "aggregationRule" not in role, ref(role)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_the_plugin_may_get_pods_and_nads_and_patch_pod_status_only(variant):
+@pytest.mark.parametrize("variant", THICK_VARIANTS)
+def test_the_daemon_may_read_pods_and_nads_patch_pod_status_and_create_events_only(variant):
     assert flatten(find(rendered(variant), "ClusterRole", "netplex-node")) == NODE
 
 
-@pytest.mark.parametrize("variant", ["base", "cert-manager"])
+@pytest.mark.parametrize("variant", THIN_VARIANTS)
+def test_the_thin_plugin_may_get_pods_and_nads_and_patch_pod_status_only(variant):
+    """No daemon: no Events, no NAD cache, so neither create on events nor list/watch."""
+    assert flatten(find(rendered(variant), "ClusterRole", "netplex-node")) == THIN_NODE
+
+
+@pytest.mark.parametrize("variant", ["base", "cert-manager", "thin", "cert-manager+thin"])
 def test_the_webhook_may_read_and_watch_nads_and_namespaces_only(variant):
     assert flatten(find(rendered(variant), "ClusterRole", "netplex-webhook")) == WEBHOOK
 
@@ -75,7 +95,7 @@ def test_with_cert_manager_the_webhook_has_no_secret_or_configuration_rights():
                                     "validatingwebhookconfigurations"}, ref(obj)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_each_binding_grants_its_role_to_its_own_service_account_only(variant):
     objects = rendered(variant)
     bindings = of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding")
@@ -91,7 +111,7 @@ def test_each_binding_grants_its_role_to_its_own_service_account_only(variant):
         assert subject["name"] == f"netplex-{component}", ref(binding)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_pods_run_as_their_own_service_account(variant):
     objects = rendered(variant)
     for obj in of_kind(objects, "Deployment") + of_kind(objects, "DaemonSet"):

@@ -80,7 +80,8 @@ def kubectl_invalid(verdict_review: dict) -> str:
 
 def test_every_kustomization_the_readme_applies_or_deletes_exists_and_renders():
     paths = {m.group(1) for c in commands() for m in [re.search(r" -k (\S+)", c)] if m}
-    assert paths >= {"manifests/", "manifests/overlays/cert-manager", "manifests/overlays/thin-plugin-only"}
+    assert paths >= {"manifests/", "manifests/overlays/cert-manager", "manifests/overlays/thin-plugin-only",
+                     "manifests/overlays/thin"}
     known = {str(p.relative_to(REPO)).rstrip("/") for p in VARIANTS.values()}
     for path in paths:
         assert path.rstrip("/") in known, f"README applies {path}, which is not a rendered variant"
@@ -285,3 +286,34 @@ def test_the_install_section_mentions_each_manifest_directory_it_describes():
     for directory in ("manifests/webhook/",):
         assert (MANIFESTS / directory.removeprefix("manifests/")).is_dir()
         assert f"`{directory}*.yaml`" in sections()
+
+
+def test_the_daemon_down_message_is_what_the_shim_prints(tmp_path):
+    """The shim as the installer writes it, no daemon, an ADD of the generated conflist's
+    kind (no kubeconfig): the CNI error the runtime shows in the pod's event."""
+    from tests.plugin.thick import run_shim, write_shim
+
+    sock = "/run/netplex/netplex.sock"
+    shown = re.search(r"\*\*`(the netplex-node daemon is not running: [^`]*)`\*\*", sections())
+    assert shown, "Troubleshooting does not quote the daemon-down message"
+    assert f"cannot connect to {sock} (No such file or directory)" in re.sub(r"\s+", " ", shown.group(1))
+    shim = write_shim(tmp_path / "bin", tmp_path / "run" / "netplex.sock")
+    config = {"cniVersion": "1.0.0", "name": "netplex", "type": "netplex",
+              "delegates": [{"cniVersion": "1.0.0", "name": "cbr0", "type": "bridge"}]}
+    environ = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/none", "CNI_IFNAME": "eth0",
+               "CNI_PATH": str(tmp_path / "bin"), "PATH": "/usr/bin:/bin"}
+    done = run_shim(shim, environ, json.dumps(config).encode())
+    error = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert error["code"] == 11
+    expected = re.sub(r"\s+", " ", shown.group(1)).replace(sock, str(tmp_path / "run" / "netplex.sock"))
+    assert error["msg"] == expected
+    assert "--thin-fallback" in error["details"] and "--thin-fallback" in sections()
+
+
+def test_the_other_shim_messages_quoted_are_the_shims():
+    source = (REPO / "plugin" / "node" / "shim.py").read_text()
+    for quoted in ("netplex-node did not answer within", "netplex-node stopped before answering",
+                   "netplex-node is not running and the thin plugin is missing"):
+        assert f"**`{quoted}" in sections(), quoted
+        assert f'"{quoted}' in source or f'f"{quoted}' in source, quoted

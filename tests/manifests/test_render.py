@@ -6,11 +6,13 @@ import pytest
 import yaml
 
 from tests.manifests.rendering import (
+    ALL,
     BASE,
     CERT_MANAGER,
     IMAGE,
     MANIFESTS,
     NAMESPACE,
+    PLUGIN_ONLY,
     THIN,
     VARIANTS,
     container,
@@ -57,7 +59,10 @@ CERTIFICATES = {
 EXPECTED = {
     BASE: CORE | WEBHOOK | SELF_SIGNED,
     CERT_MANAGER: CORE | WEBHOOK | CERTIFICATES,
-    THIN: CORE,
+    PLUGIN_ONLY: CORE,
+    THIN: CORE | WEBHOOK | SELF_SIGNED,
+    "thin-plugin-only+thin": CORE,
+    "cert-manager+thin": CORE | WEBHOOK | CERTIFICATES,
 }
 
 
@@ -74,10 +79,11 @@ def test_every_yaml_file_parses_into_objects_with_kind(path):
 def test_the_manifest_tree_has_yaml_files_to_check():
     names = {str(p.relative_to(MANIFESTS)) for p in YAML_FILES}
     assert {"kustomization.yaml", "overlays/cert-manager/kustomization.yaml",
-            "overlays/thin-plugin-only/kustomization.yaml"} <= names
+            "overlays/thin-plugin-only/kustomization.yaml", "overlays/thin/kustomization.yaml",
+            "components/thin/kustomization.yaml"} <= names
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_each_variant_renders_exactly_its_objects(variant):
     objects = rendered(variant)
     refs = [ref(o) for o in objects]
@@ -85,7 +91,7 @@ def test_each_variant_renders_exactly_its_objects(variant):
     assert set(refs) == EXPECTED[variant]
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_namespaced_objects_live_in_netplex_system(variant):
     cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                       "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
@@ -96,13 +102,13 @@ def test_namespaced_objects_live_in_netplex_system(variant):
             assert obj["metadata"].get("namespace") == NAMESPACE, ref(obj)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_every_object_is_labelled_part_of_netplex(variant):
     for obj in rendered(variant):
         assert obj["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "netplex", ref(obj)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_every_container_runs_the_one_netplex_image(variant):
     for obj in of_kind(rendered(variant), "Deployment") + of_kind(rendered(variant), "DaemonSet"):
         for c in obj["spec"]["template"]["spec"]["containers"]:
@@ -137,9 +143,10 @@ def test_the_service_forwards_443_to_the_webhook_port():
     assert "--port=8443" in webhook["args"]
 
 
-def test_the_cert_manager_overlay_lists_the_same_base_parts_as_the_base():
+@pytest.mark.parametrize("variant", [CERT_MANAGER, THIN])
+def test_an_overlay_of_everything_lists_the_same_base_parts_as_the_base(variant):
     base = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
-    overlay = yaml.safe_load((VARIANTS[CERT_MANAGER] / "kustomization.yaml").read_text())["resources"]
+    overlay = yaml.safe_load((VARIANTS[variant] / "kustomization.yaml").read_text())["resources"]
     assert [r for r in overlay if r.startswith("../../")] == [f"../../{r}" for r in base]
 
 

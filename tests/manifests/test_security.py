@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.manifests.rendering import THIN, VARIANTS, WITH_WEBHOOK, container, find, rendered
+from tests.manifests.rendering import (
+    ALL,
+    PLUGIN_ONLY,
+    WITH_WEBHOOK,
+    container,
+    find,
+    rendered,
+)
 from webhook.server import build_parser
 
 
@@ -79,7 +86,7 @@ def test_the_webhook_finishes_requests_in_flight_before_it_is_killed(variant):
     assert args.shutdown_timeout >= webhook_timeout, "a request the API server still waits for is cut off"
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_every_container_has_requests_and_a_memory_limit(variant):
     for owner in [o for o in rendered(variant) if o["kind"] in ("Deployment", "DaemonSet")]:
         for ctr in owner["spec"]["template"]["spec"]["containers"]:
@@ -103,7 +110,7 @@ def test_the_webhook_reads_the_policy_from_a_directory_mount_that_follows_the_co
     assert mounts["tmp"]["mountPath"] == "/tmp" and volumes["tmp"]["emptyDir"]["medium"] == "Memory"
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", ALL)
 def test_the_node_pod_has_what_the_installer_needs_and_runs_everywhere(variant):
     ds = daemonset(variant)
     spec = ds["spec"]["template"]["spec"]
@@ -124,7 +131,7 @@ def test_the_node_pod_has_what_the_installer_needs_and_runs_everywhere(variant):
 
 
 def test_the_namespace_admits_the_privileged_node_pods():
-    labels = find(rendered(THIN), "Namespace", "netplex-system")["metadata"]["labels"]
+    labels = find(rendered(PLUGIN_ONLY), "Namespace", "netplex-system")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
 
 

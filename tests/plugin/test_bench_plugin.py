@@ -83,10 +83,13 @@ def test_one_minimal_run_prints_every_figure_and_leaves_nothing_behind() -> None
     before = set(ip("netns", "list").stdout.split())
     scratch = set(Path(tempfile.gettempdir()).glob("netplex-bench-*"))
     done = subprocess.run([sys.executable, str(REPO / "bench" / "plugin.py"), "--runs", "1", "--version-runs", "1",
-                           "--python", sys.executable], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--pods", "2", "--parallel", "2", "--python", sys.executable], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     for text in ("ADD and DEL of one pod", "direct", "VERSION, netplex", "imports of DEL", "peak RSS",
-                 "VERSION median <= 25 ms", "for 3 networks"):
+                 "VERSION median <= 25 ms", "for 3 networks", "thick ", "VERSION, thick (the shim)",
+                 "netplex-node daemon: idle", "after 2 more pods", "2 pods of 3 networks at once",
+                 "thick ADD+DEL <= 1.25 x direct", "shim VERSION <= python -IS -c pass + 5 ms"):
         assert text in done.stdout, text
     assert not [n for n in set(ip("netns", "list").stdout.split()) - before if n.startswith("npbench-")]
     assert set(Path(tempfile.gettempdir()).glob("netplex-bench-*")) == scratch

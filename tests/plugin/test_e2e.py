@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 
 from plugin.cni import cache
 from tests.k8sapi import FakeApiServer, make_nad, make_pod
+from tests.plugin import thick
 from tests.plugin.netns_fixtures import (  # noqa: F401  (fixtures are found by name)
     CNI_BIN,
     Netns,
@@ -95,29 +96,56 @@ def status_written(api: FakeApiServer) -> list[dict[str, Any]]:
 
 
 class Node:
-    """One test's "node": the plugin with the reference plugins, a pod namespace, the API."""
+    """One test's "node": the plugin with the reference plugins, a pod namespace, the API.
 
-    def __init__(self, tmp: Path, api: FakeApiServer, ns: Netns, names: Callable[[str], str]) -> None:
+    ``thin``: the runtime runs the plugin itself (``plugin.cni.main.main`` in this process).
+    ``thick``: the runtime runs the shim (a ``python3 -IS`` subprocess), which asks a
+    netplex-node daemon; the daemon has the API credentials, the configuration has none.
+    """
+
+    def __init__(self, tmp: Path, api: FakeApiServer, ns: Netns, names: Callable[[str], str],
+                 mode: str = "thin") -> None:
         self.plugin = Plugin(tmp, CNI_BIN)
         self.api = api
         self.ns = ns
         self.data = tmp / "ipam"
         self.cluster_bridge = names("npc")
         self.kubeconfig = api.kubeconfig(tmp / "kubeconfig")
+        self.mode = mode
+        self.shim = thick.write_shim(tmp / "bin", tmp / "run" / "netplex.sock") if mode == "thick" else None
 
     def config(self, *, version: str = "1.0.0", default_route: bool = False, **keys: Any) -> dict[str, Any]:
+        if self.mode == "thin":
+            keys = {"kubeconfig": str(self.kubeconfig), **keys}
         return self.plugin.config(cluster_conf(self.cluster_bridge, self.data, default_route=default_route),
-                                  version=version, kubeconfig=str(self.kubeconfig), **keys)
+                                  version=version, **keys)
 
     def run(self, command: str, config: Mapping[str, Any], *, netns: str | None = None, args: str = POD,
             container_id: str = "cid1") -> Outcome:
-        return self.plugin.run(command, config, netns=self.ns.path if netns is None else netns, args=args,
-                               container_id=container_id)
+        netns = self.ns.path if netns is None else netns
+        if self.shim is None:
+            return self.plugin.run(command, config, netns=netns, args=args, container_id=container_id)
+        environ = {**host_environ(), "CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
+                   "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN, "CNI_ARGS": args}
+        done = thick.run_shim(self.shim, environ, json.dumps(config).encode())
+        return Outcome(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
-@pytest.fixture
-def node(tmp_path: Path, api: FakeApiServer, netns: Netns, host_link_names: Callable[[str], str]) -> Node:
-    return Node(tmp_path, api, netns, host_link_names)
+THIN_TEST_ENVIRONMENT = {"pod_attempts": 2, "pod_delay": 0.01, "lock_timeout": 5.0, "readiness_timeout": 0.2}
+
+
+@pytest.fixture(params=["thin", "thick"])
+def node(request: pytest.FixtureRequest, tmp_path: Path, api: FakeApiServer, netns: Netns,
+         host_link_names: Callable[[str], str]) -> Iterator[Node]:
+    """Every test of this file runs through both paths, with the same assertions."""
+    made = Node(tmp_path, api, netns, host_link_names, mode=request.param)
+    if made.shim is None:
+        yield made
+        return
+    environment = {**THIN_TEST_ENVIRONMENT, "device_info_dir": str(made.plugin.devinfo)}
+    with thick.InProcessDaemon(tmp_path / "run" / "netplex.sock", kubeconfig=made.kubeconfig,
+                               base_environ=host_environ(), environment_kw=environment):
+        yield made
 
 
 def three_network_pod(node: Node, master: str, names: Callable[[str], str], annotation: str) -> None:

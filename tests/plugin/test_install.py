@@ -1,6 +1,9 @@
-"""``netplex-install`` end to end: the real zipapp, the real probe, real files.
+"""``netplex-install`` end to end: the real zipapp, the real shim, the real probe, real files.
 
-Most tests use ``--host-root /`` with the CNI directories in a temporary directory, so the
+Tests that do not name a mode run the default, thick (the shim as ``netplex``, the zipapp
+as ``netplex-thin``, no kubeconfig); the daemon is not running unless a test starts one,
+so the shim's VERSION is answered by netplex-thin in-process, as on a node whose daemon
+container has not started yet. Most tests use ``--host-root /`` with the CNI directories in a temporary directory, so the
 probe really runs the installed zipapp with this machine's python3, exactly as a runtime
 on a node with Python would. The host that cannot run it is a temporary host root with no
 Python in it (chroot finds no interpreter). Tests of where files land under a host root
@@ -10,6 +13,7 @@ inject the probe's verdict instead (no Python exists in a temporary root to run 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -28,9 +32,10 @@ from typing import Any
 import pytest
 
 from plugin.cni import kubeconfig
-from plugin.node import install, pack
+from plugin.node import daemon, install, pack, wire
 from plugin.node.host import HOST_PATH, HostCheck
 from tests.plugin.netns_fixtures import FakePlugins, fake_conflist, fake_plugins_fixture  # noqa: F401
+from tests.plugin.thick import InProcessDaemon
 
 REPO = Path(__file__).resolve().parents[2]
 API_ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
@@ -42,17 +47,19 @@ FLANNEL = {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [
 ]}
 
 
-def _host_python() -> str | None:
-    """The version of the python3 a runtime's PATH finds on this machine (None: there is none)."""
+def _host_python() -> tuple[str | None, str]:
+    """The version and path of the python3 a runtime's PATH finds here (None: there is none)."""
     try:
-        done = subprocess.run(["/usr/bin/env", "python3", "-c", "import sys; print(*sys.version_info[:3], sep='.')"],
+        done = subprocess.run(["/usr/bin/env", "python3", "-c",
+                               "import sys; print(*sys.version_info[:3], sep='.'); print(sys.executable)"],
                               env={"PATH": HOST_PATH}, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip()
+        return None, ""
+    version, _, executable = done.stdout.strip().partition("\n")
+    return version, executable
 
 
-HOST_PYTHON = _host_python()
+HOST_PYTHON, HOST_PYTHON_PATH = _host_python()
 
 
 def jwt(exp: float) -> str:
@@ -78,6 +85,7 @@ class Node:
     state: Path = field(init=False)
     ours: Path = field(init=False)
     kubeconfig: Path = field(init=False)
+    socket: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.bin = self.base / "opt-cni-bin"
@@ -86,11 +94,17 @@ class Node:
         self.state = self.base / "run-netplex"
         self.ours = self.conf / "00-netplex.conflist"
         self.kubeconfig = self.conf / "netplex.d" / "netplex.kubeconfig"
+        self.socket = self.base / "run-netplex-daemon" / "netplex.sock"  # no daemon unless a test starts one
 
     def flags(self, host_root: str = "/") -> list[str]:
         return ["--host-root", host_root, "--cni-bin-dir", str(self.bin), "--cni-conf-dir", str(self.conf),
                 "--plugin", str(self.plugin), "--state-dir", str(self.state),
-                "--service-account-dir", str(self.sa)]
+                "--service-account-dir", str(self.sa), "--socket", str(self.socket)]
+
+    def shim(self, timeout: float = install.DEFAULT_SHIM_TIMEOUT) -> bytes:
+        """The shim the installer must write on this machine (python3 found on the runtime's PATH)."""
+        return wire.render_shim(socket_path=str(self.socket), thin=str(self.bin / "netplex-thin"), timeout=timeout,
+                                python=HOST_PYTHON_PATH).encode()
 
     def install(self, *extra: str, environ: dict[str, str] | None = None) -> tuple[int, str]:
         """``netplex-install run --once``: the exit status and the log."""
@@ -137,13 +151,67 @@ def fingerprint(path: Path) -> tuple[int, int]:
 # ------------------------------------------------------------------------ install
 
 
-def test_install_copies_the_plugin_writes_kubeconfig_and_conflist_and_becomes_ready(node: Node) -> None:
+def test_thick_install_writes_the_shim_and_netplex_thin_and_a_conflist_without_credentials(node: Node) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
     code, logs = node.install()
+    assert code == 0, logs
+    binary, thin = node.bin / "netplex", node.bin / "netplex-thin"
+    assert thin.read_bytes() == node.plugin.read_bytes()
+    assert binary.read_bytes() == node.shim()
+    assert binary.read_bytes().startswith(f"#!{HOST_PYTHON_PATH} -IS\n".encode())
+    assert HOST_PYTHON_PATH.startswith("/")  # the interpreter's absolute path, not /usr/bin/env
+    assert [p.stat().st_mode & 0o7777 for p in (binary, thin)] == [0o755, 0o755]
+    plugin = node.generated()["plugins"][0]
+    assert "kubeconfig" not in plugin
+    assert plugin["delegates"] == [FLANNEL]
+    assert not node.kubeconfig.parent.exists()
+    assert f"INFO installed {thin} (sha256 " in logs
+    assert f"INFO installed {binary} (the shim to netplex-node at {node.socket}, #!{HOST_PYTHON_PATH} -IS, " in logs
+    assert node.ready() == (0, f"ready: {node.ours} delegates to 10-flannel.conflist; the host runs {binary}, the "
+                               f"shim to netplex-node at {node.socket} that falls back to {thin} for DEL, CHECK, GC, "
+                               f"STATUS and VERSION, with Python {HOST_PYTHON} ({HOST_PYTHON_PATH})\n")
+
+
+def test_thick_install_needs_no_service_account(node: Node) -> None:
+    """No API credentials go to the host, so the installer reads none (the daemon has its own)."""
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    for name in ("token", "ca.crt", "namespace"):
+        (node.sa / name).unlink()
+    code, logs = node.install(environ={})
+    assert code == 0, logs
+    assert node.ready()[0] == 0
+
+
+def test_thin_fallback_writes_the_kubeconfig_and_names_it_in_the_thick_conflist(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    code, logs = node.install("--thin-fallback")
+    assert code == 0, logs
+    assert (node.bin / "netplex").read_bytes() == node.shim()
+    assert node.generated()["plugins"][0]["kubeconfig"] == str(node.kubeconfig)
+    assert kubeconfig.from_kubeconfig(str(node.kubeconfig)).token == (node.sa / "token").read_text()
+    assert node.kubeconfig.stat().st_mode & 0o7777 == 0o600
+    assert node.ready()[1].endswith(f"that falls back to {node.bin}/netplex-thin for every verb (ADD with the "
+                                    f"--thin-fallback kubeconfig), with Python {HOST_PYTHON} ({HOST_PYTHON_PATH})\n")
+
+
+def test_shim_timeout_and_socket_are_written_into_the_shim(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    assert node.install("--shim-timeout", "42")[0] == 0
+    text = (node.bin / "netplex").read_text()
+    assert "\nTIMEOUT = 42.0\n" in text
+    assert f'\nSOCKET = "{node.socket}"\n' in text
+    assert f'\nTHIN = "{node.bin}/netplex-thin"\n' in text
+    assert (node.bin / "netplex").read_bytes() == node.shim(timeout=42)
+
+
+def test_thin_install_copies_the_plugin_writes_kubeconfig_and_conflist_and_becomes_ready(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    code, logs = node.install("--mode", "thin")
     assert code == 0, logs
     binary = node.bin / "netplex"
     assert binary.read_bytes() == node.plugin.read_bytes()
     assert binary.stat().st_mode & 0o7777 == 0o755
+    assert sorted(p.name for p in node.bin.iterdir()) == ["netplex"]
     assert node.generated()["plugins"][0]["delegates"] == [FLANNEL]
     assert node.generated()["plugins"][0]["kubeconfig"] == str(node.kubeconfig)
     assert f"INFO installed {binary} (sha256 " in logs
@@ -153,27 +221,88 @@ def test_install_copies_the_plugin_writes_kubeconfig_and_conflist_and_becomes_re
                                f"with Python {HOST_PYTHON}\n")
 
 
-def test_a_second_reconcile_with_nothing_changed_rewrites_nothing(node: Node) -> None:
+MODES = {"thick": (), "thick --thin-fallback": ("--thin-fallback",), "thin": ("--mode", "thin")}
+
+
+def installed(node: Node) -> list[Path]:
+    return sorted(p for p in (*node.bin.iterdir(), node.ours, node.kubeconfig) if p.exists())
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_second_reconcile_with_nothing_changed_rewrites_nothing(node: Node, mode: str) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install()[0] == 0
-    files = [node.bin / "netplex", node.ours, node.kubeconfig]
+    assert node.install(*MODES[mode])[0] == 0
+    files = installed(node)
+    assert len(files) == {"thick": 3, "thick --thin-fallback": 4, "thin": 3}[mode]
     before = [fingerprint(f) for f in files]
-    code, logs = node.install()
+    code, logs = node.install(*MODES[mode])
     assert code == 0
     assert [fingerprint(f) for f in files] == before
     assert "installed" not in logs
     assert "wrote" not in logs
 
 
-def test_a_different_plugin_on_the_host_is_replaced_by_rename(node: Node) -> None:
+@pytest.mark.parametrize("mode", ["thick", "thin"])
+def test_a_different_plugin_on_the_host_is_replaced_by_rename(node: Node, mode: str) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
     binary = node.bin / "netplex"
     binary.write_bytes(b"#!/bin/sh\necho old netplex\n")
     old_inode = binary.stat().st_ino
-    assert node.install()[0] == 0
-    assert binary.read_bytes() == node.plugin.read_bytes()
+    assert node.install("--mode", mode)[0] == 0
+    assert binary.read_bytes() == (node.shim() if mode == "thick" else node.plugin.read_bytes())
     assert binary.stat().st_ino != old_inode  # a running old plugin keeps its inode: no "text file busy"
-    assert [p.name for p in node.bin.iterdir()] == ["netplex"]
+    assert sorted(p.name for p in node.bin.iterdir()) == (["netplex", "netplex-thin"] if mode == "thick"
+                                                          else ["netplex"])
+
+
+# ------------------------------------------------------------------------ switching modes
+
+
+def test_thin_to_thick_replaces_the_plugin_with_the_shim_and_takes_the_credentials_off_the_host(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    assert node.install("--mode", "thin")[0] == 0
+    assert node.kubeconfig.exists()
+    code, logs = node.install("--mode", "thick")
+    assert code == 0, logs
+    assert (node.bin / "netplex").read_bytes() == node.shim()
+    assert (node.bin / "netplex-thin").read_bytes() == node.plugin.read_bytes()
+    assert "kubeconfig" not in node.generated()["plugins"][0]
+    assert not node.kubeconfig.exists()
+    assert not node.kubeconfig.parent.exists()
+    assert (f"INFO removed {node.kubeconfig}: thick mode keeps API credentials off the host (--thin-fallback keeps "
+            "them for ADD without the daemon)") in logs
+    # the conflist stops naming the kubeconfig before the kubeconfig goes
+    assert logs.index(f"INFO wrote {node.ours}") < logs.index(f"INFO removed {node.kubeconfig}")
+
+
+def test_thick_to_thin_replaces_the_shim_with_the_plugin_and_removes_netplex_thin(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    assert node.install()[0] == 0
+    code, logs = node.install("--mode", "thin")
+    assert code == 0, logs
+    assert sorted(p.name for p in node.bin.iterdir()) == ["netplex"]
+    assert (node.bin / "netplex").read_bytes() == node.plugin.read_bytes()
+    assert node.generated()["plugins"][0]["kubeconfig"] == str(node.kubeconfig)
+    assert node.kubeconfig.exists()
+    assert f"INFO removed {node.bin}/netplex-thin: thin mode runs {node.bin}/netplex itself" in logs
+
+
+def test_dropping_thin_fallback_removes_the_kubeconfig_but_keeps_a_shared_directory(node: Node) -> None:
+    node.write_primary("10-flannel.conflist", FLANNEL)
+    shared = ["--kubeconfig-dir", str(node.conf)]
+    assert node.install("--thin-fallback", *shared)[0] == 0
+    assert (node.conf / "netplex.kubeconfig").exists()
+    assert node.install(*shared)[0] == 0
+    assert sorted(p.name for p in node.conf.iterdir()) == ["00-netplex.conflist", "10-flannel.conflist"]
+
+
+def test_a_refused_primary_keeps_the_kubeconfig_its_last_good_conflist_names(node: Node) -> None:
+    primary = node.write_primary("10-flannel.conflist", FLANNEL)
+    assert node.install("--mode", "thin")[0] == 0
+    primary.write_text("{")
+    assert node.install()[0] == 1
+    assert node.generated()["plugins"][0]["kubeconfig"] == str(node.kubeconfig)
+    assert node.kubeconfig.exists()
 
 
 def test_the_primary_is_the_first_config_file_by_name_that_is_not_ours(node: Node) -> None:
@@ -264,7 +393,11 @@ def test_a_missing_plugin_file_is_reported_with_how_it_is_built(node: Node) -> N
 # ------------------------------------------------------------------------ the host cannot run it
 
 
-def test_a_host_without_python_gets_no_netplex_config_and_is_not_ready(node: Node, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mode", "checked"), [("thick", "netplex-thin"), ("thin", "netplex")])
+def test_a_host_without_python_gets_no_netplex_config_and_is_not_ready(node: Node, tmp_path: Path, mode: str,
+                                                                       checked: str) -> None:
+    """Thick mode checks netplex-thin first: it is what finds the host's python3 for the
+    shim, and what the shim falls back to; no shim is written for a host without one."""
     host = tmp_path / "host-without-python"
     conf = host / "etc/cni/net.d"
     conf.mkdir(parents=True)
@@ -272,15 +405,16 @@ def test_a_host_without_python_gets_no_netplex_config_and_is_not_ready(node: Nod
     (conf / "00-netplex.conflist").write_text("{}")  # from when the host still had Python
     err = io.StringIO()
     code = install.main(["run", "--once", "--host-root", str(host), "--plugin", str(node.plugin),
-                         "--state-dir", str(node.state), "--service-account-dir", str(node.sa)],
+                         "--state-dir", str(node.state), "--service-account-dir", str(node.sa), "--mode", mode],
                         environ=API_ENV, stdout=io.StringIO(), stderr=err)
     assert code == 1
-    assert (host / "opt/cni/bin/netplex").read_bytes() == node.plugin.read_bytes()
+    assert [p.name for p in (host / "opt/cni/bin").iterdir()] == [checked]
+    assert (host / "opt/cni/bin" / checked).read_bytes() == node.plugin.read_bytes()
     assert not (conf / "00-netplex.conflist").exists()
     assert not (conf / "netplex.d").exists()
     ready_code, said = node.ready()
     assert ready_code == 1
-    assert said.startswith(f"not ready: the host cannot run the netplex plugin /opt/cni/bin/netplex: `chroot {host} "
+    assert said.startswith(f"not ready: the host cannot run the netplex plugin /opt/cni/bin/{checked}: `chroot {host} "
                            "/usr/bin/env python3 -c ")
     assert "failed (exit status 127: " in said
     assert "'/usr/bin/env': No such file or directory); install python3 >= 3.11 on the node" in said
@@ -295,14 +429,17 @@ def test_probe_on_a_host_that_can_run_it_reports_the_versions(node: Node) -> Non
     check = install.host_probe()("/", str(node.bin / "netplex"))
     assert check.ok, check.reason
     assert check.supported_versions == VERSIONS
+    assert (check.python, check.executable) == (HOST_PYTHON, HOST_PYTHON_PATH)
+    assert os.path.isabs(check.executable) and os.access(check.executable, os.X_OK)
 
 
-# ------------------------------------------------------------------------ kubeconfig
+# ------------------------------------------------------------------------ kubeconfig (thin mode, --thin-fallback)
 
 
 def test_kubeconfig_holds_token_and_ca_inline_with_mode_0600(node: Node) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install(environ={"KUBERNETES_SERVICE_HOST": "fd00:10:96::1", "KUBERNETES_SERVICE_PORT": "443"})[0] == 0
+    assert node.install("--mode", "thin",
+                        environ={"KUBERNETES_SERVICE_HOST": "fd00:10:96::1", "KUBERNETES_SERVICE_PORT": "443"})[0] == 0
     assert node.kubeconfig.stat().st_mode & 0o7777 == 0o600
     connection = kubeconfig.from_kubeconfig(str(node.kubeconfig))
     assert connection.server == "https://[fd00:10:96::1]:443"
@@ -310,13 +447,14 @@ def test_kubeconfig_holds_token_and_ca_inline_with_mode_0600(node: Node) -> None
     assert connection.ca_data == CA
 
 
-def test_a_rotated_token_rewrites_the_kubeconfig(node: Node) -> None:
+@pytest.mark.parametrize("mode", ["thin", "thick --thin-fallback"])
+def test_a_rotated_token_rewrites_the_kubeconfig(node: Node, mode: str) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install()[0] == 0
+    assert node.install(*MODES[mode])[0] == 0
     conflist = fingerprint(node.ours)
     rotated = jwt(time.time() + 7200)
     node.set_token(rotated)
-    code, logs = node.install()
+    code, logs = node.install(*MODES[mode])
     assert code == 0
     assert kubeconfig.from_kubeconfig(str(node.kubeconfig)).token == rotated
     assert f"wrote {node.kubeconfig} (service account token sha256 " in logs
@@ -326,7 +464,7 @@ def test_a_rotated_token_rewrites_the_kubeconfig(node: Node) -> None:
 def test_missing_service_account_is_not_ready_with_the_fix(node: Node) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
     (node.sa / "token").unlink()
-    assert node.install()[0] == 1
+    assert node.install("--mode", "thin")[0] == 1
     assert node.ready() == (1, f"not ready: cannot read the service account from {node.sa}/token (No such file or "
                                "directory); the installer pod needs its service account token mounted "
                                "(automountServiceAccountToken: true)\n")
@@ -335,7 +473,7 @@ def test_missing_service_account_is_not_ready_with_the_fix(node: Node) -> None:
 
 def test_missing_api_server_environment_is_not_ready_with_the_fix(node: Node) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install(environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1"})[0] == 1
+    assert node.install("--thin-fallback", environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1"})[0] == 1
     assert node.ready() == (1, 'not ready: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set '
                                '(got host "10.96.0.1", port ""); kubelet sets them in a pod, or set them to an '
                                "API server address that the node can reach\n")
@@ -346,7 +484,8 @@ def test_a_token_near_expiry_is_warned_about_once_per_token(node: Node, caplog: 
     node.set_token(jwt(1_000_100))
     opts = install.Options(host_root="/", bin_dir=str(node.bin), conf_dir=str(node.conf),
                            kubeconfig_dir=str(node.conf / "netplex.d"), plugin=str(node.plugin),
-                           state_dir=str(node.state), service_account_dir=str(node.sa), interval=0.01)
+                           state_dir=str(node.state), service_account_dir=str(node.sa), interval=0.01,
+                           mode=install.THIN)
     stop = threading.Event()
     ticks = iter([1_000_000.0, 1_000_010.0, 1_000_020.0])
 
@@ -370,18 +509,18 @@ def test_a_token_near_expiry_is_warned_about_once_per_token(node: Node, caplog: 
 
 def fake_probe(host_root: str, binary: str) -> HostCheck:
     """The verdict of a host that runs the plugin, for tests about files rather than the host."""
-    return HostCheck(True, supported_versions=VERSIONS, python="3.11.2")
+    return HostCheck(True, supported_versions=VERSIONS, python="3.11.2", executable="/usr/bin/python3")
 
 
 # ------------------------------------------------------------------------ paths under a host root
 
 
-def test_files_land_under_the_host_root_and_name_host_paths(tmp_path: Path, node: Node) -> None:
+def test_thin_files_land_under_the_host_root_and_name_host_paths(tmp_path: Path, node: Node) -> None:
     host = tmp_path / "host"
     (host / "etc/cni/net.d").mkdir(parents=True)
     (host / "etc/cni/net.d/10-flannel.conflist").write_text(json.dumps(FLANNEL))
     opts = install.Options(host_root=str(host), plugin=str(node.plugin), state_dir=str(node.state),
-                           service_account_dir=str(node.sa))
+                           service_account_dir=str(node.sa), mode=install.THIN)
     outcome = install.reconcile(opts, API_ENV, time.time(), fake_probe)
     assert outcome.ready, outcome.reason
     assert (host / "opt/cni/bin/netplex").stat().st_mode & 0o7777 == 0o755
@@ -390,6 +529,56 @@ def test_files_land_under_the_host_root_and_name_host_paths(tmp_path: Path, node
     assert (host / "etc/cni/net.d/netplex.d/netplex.kubeconfig").stat().st_mode & 0o7777 == 0o600
     assert outcome.reason == ("/etc/cni/net.d/00-netplex.conflist delegates to 10-flannel.conflist; the host runs "
                               "/opt/cni/bin/netplex with Python 3.11.2")
+
+
+def test_thick_files_land_under_the_host_root_and_the_shim_names_host_paths(tmp_path: Path, node: Node) -> None:
+    host = tmp_path / "host"
+    (host / "etc/cni/net.d").mkdir(parents=True)
+    (host / "etc/cni/net.d/10-flannel.conflist").write_text(json.dumps(FLANNEL))
+    probed: list[str] = []
+
+    def probe(host_root: str, binary: str) -> HostCheck:
+        probed.append(binary)
+        return fake_probe(host_root, binary)
+
+    opts = install.Options(host_root=str(host), plugin=str(node.plugin), state_dir=str(node.state))
+    outcome = install.reconcile(opts, {}, time.time(), probe)
+    assert outcome.ready, outcome.reason
+    assert probed == ["/opt/cni/bin/netplex-thin", "/opt/cni/bin/netplex"]
+    assert (host / "opt/cni/bin/netplex-thin").read_bytes() == node.plugin.read_bytes()
+    assert (host / "opt/cni/bin/netplex").read_text() == wire.render_shim(
+        socket_path="/run/netplex/netplex.sock", thin="/opt/cni/bin/netplex-thin", timeout=300.0,
+        python="/usr/bin/python3")
+    assert not (host / "etc/cni/net.d/netplex.d").exists()
+    assert outcome.reason == ("/etc/cni/net.d/00-netplex.conflist delegates to 10-flannel.conflist; the host runs "
+                              "/opt/cni/bin/netplex, the shim to netplex-node at /run/netplex/netplex.sock that falls "
+                              "back to /opt/cni/bin/netplex-thin for DEL, CHECK, GC, STATUS and VERSION, with Python "
+                              "3.11.2 (/usr/bin/python3)")
+
+
+@pytest.mark.parametrize(("executable", "reason"), [
+    ("", 'the host\'s python3 did not report its absolute path (got ""); the shim /opt/cni/bin/netplex needs it for '
+         "its #! line: install python3 as a regular file on the host's PATH"),
+    ("python3", 'the host\'s python3 did not report its absolute path (got "python3"); the shim /opt/cni/bin/netplex '
+                "needs it for its #! line: install python3 as a regular file on the host's PATH"),
+    ("/opt/my python/bin/python3", "cannot write the shim /opt/cni/bin/netplex: shim python path must be absolute, "
+                                   "without quotes, backslashes, spaces or newlines (got '/opt/my python/bin/python3')"),
+])
+def test_a_host_python_the_shim_cannot_name_keeps_netplex_off_the_node(tmp_path: Path, node: Node, executable: str,
+                                                                      reason: str) -> None:
+    host = tmp_path / "host"
+    (host / "etc/cni/net.d").mkdir(parents=True)
+    (host / "etc/cni/net.d/10-flannel.conflist").write_text(json.dumps(FLANNEL))
+    (host / "etc/cni/net.d/00-netplex.conflist").write_text("{}")
+
+    def probe(host_root: str, binary: str) -> HostCheck:
+        return HostCheck(True, supported_versions=VERSIONS, python="3.11.2", executable=executable)
+
+    opts = install.Options(host_root=str(host), plugin=str(node.plugin), state_dir=str(node.state))
+    outcome = install.reconcile(opts, {}, time.time(), probe)
+    assert (outcome.ready, outcome.reason) == (False, reason)
+    assert not (host / "opt/cni/bin/netplex").exists()
+    assert not (host / "etc/cni/net.d/00-netplex.conflist").exists()
 
 
 def test_our_conflist_is_no_more_readable_than_the_primary(tmp_path: Path, node: Node) -> None:
@@ -404,13 +593,37 @@ def test_our_conflist_is_no_more_readable_than_the_primary(tmp_path: Path, node:
 # ------------------------------------------------------------------------ the generated conflist works
 
 
-def test_the_installed_plugin_runs_the_generated_conflist(node: Node, fake_plugins: FakePlugins) -> None:
+class VerbsSeen(daemon.Hooks):
+    """The verbs the daemon served: proof that a call went through it, not the fallback."""
+
+    def __init__(self) -> None:
+        self.verbs: list[str] = []
+
+    def request_started(self, verb: str) -> None:
+        self.verbs.append(verb)
+
+
+@pytest.mark.parametrize("mode", ["thick, daemon down", "thick, daemon up", "thin"])
+def test_the_installed_plugin_runs_the_generated_conflist(node: Node, fake_plugins: FakePlugins, mode: str) -> None:
     """VERSION and STATUS as the runtime sends them: the plugin entry of our conflist with the
-    list's cniVersion and name injected; STATUS reaches the primary (the cluster network)."""
+    list's cniVersion and name injected; STATUS reaches the primary (the cluster network).
+    In thick mode the installer's own host check (VERSION through the shim) passes whether
+    the daemon is up (it answers) or not yet (netplex-thin answers in the shim's process)."""
     primary = fake_conflist({"type": "fake-a", "capabilities": {"portMappings": True}}, version="1.1.0",
                             name="primary-net")
     node.write_primary("10-primary.conflist", primary)
-    assert node.install()[0] == 0
+    seen = VerbsSeen()
+    with contextlib.ExitStack() as stack:
+        if mode == "thick, daemon up":
+            stack.enter_context(InProcessDaemon(node.socket, kubeconfig=None, base_environ={"PATH": HOST_PATH},
+                                                hooks=seen))
+        code, logs = node.install("--mode", mode.partition(",")[0])
+        assert code == 0, logs
+        run_generated_conflist(node, fake_plugins)
+    assert seen.verbs == (["VERSION", "VERSION", "STATUS"] if mode == "thick, daemon up" else [])
+
+
+def run_generated_conflist(node: Node, fake_plugins: FakePlugins) -> None:
     document = node.generated()
     stdin = json.dumps({**document["plugins"][0], "cniVersion": document["cniVersion"], "name": document["name"]})
     environ = {"PATH": HOST_PATH, "CNI_PATH": fake_plugins.dir}
@@ -432,11 +645,15 @@ def test_the_installed_plugin_runs_the_generated_conflist(node: Node, fake_plugi
 # ------------------------------------------------------------------------ uninstall and exit
 
 
-def test_uninstall_removes_what_we_installed_and_keeps_the_primary(node: Node) -> None:
+@pytest.mark.parametrize(("installed_as", "uninstalled_as"), [
+    ("thick --thin-fallback", "thick"), ("thick --thin-fallback", "thin"), ("thin", "thick")])
+def test_uninstall_removes_the_files_of_either_mode_and_keeps_the_primary(node: Node, installed_as: str,
+                                                                         uninstalled_as: str) -> None:
     primary = node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install()[0] == 0
+    assert node.install(*MODES[installed_as])[0] == 0
     err = io.StringIO()
-    assert install.main(["uninstall", *node.flags()], environ={}, stdout=io.StringIO(), stderr=err) == 0
+    assert install.main(["uninstall", *node.flags(), "--mode", uninstalled_as], environ={}, stdout=io.StringIO(),
+                        stderr=err) == 0
     assert sorted(p.name for p in node.conf.iterdir()) == ["10-flannel.conflist"]
     assert list(node.bin.iterdir()) == []
     assert json.loads(primary.read_text()) == FLANNEL
@@ -446,7 +663,7 @@ def test_uninstall_removes_what_we_installed_and_keeps_the_primary(node: Node) -
 
 def test_uninstall_keeps_a_shared_kubeconfig_directory(node: Node) -> None:
     node.write_primary("10-flannel.conflist", FLANNEL)
-    assert node.install("--kubeconfig-dir", str(node.conf))[0] == 0
+    assert node.install("--mode", "thin", "--kubeconfig-dir", str(node.conf))[0] == 0
     assert (node.conf / "netplex.kubeconfig").exists()
     assert install.main(["uninstall", *node.flags(), "--kubeconfig-dir", str(node.conf)], environ={},
                         stdout=io.StringIO(), stderr=io.StringIO()) == 0
@@ -487,7 +704,8 @@ def test_sigterm_stops_run_with_status_0_and_cleans_up_only_when_asked(
     assert proc.returncode == 0, err
     assert node.ours.exists() is not cleanup
     assert (node.bin / "netplex").exists() is not cleanup
-    assert node.kubeconfig.exists() is not cleanup
+    assert (node.bin / "netplex-thin").exists() is not cleanup
+    assert not node.kubeconfig.exists()  # thick mode, the default: never written
     if cleanup:
         assert "INFO stopping: uninstalling netplex from this node (cleanup on exit)" in err
     else:
@@ -524,7 +742,48 @@ def test_defaults_are_the_daemonset_contract() -> None:
                                    kubeconfig_dir="/etc/cni/net.d/netplex.d", plugin="/usr/local/lib/netplex/netplex",
                                    state_dir="/run/netplex",
                                    service_account_dir="/var/run/secrets/kubernetes.io/serviceaccount",
-                                   interval=10.0)
+                                   interval=10.0, mode="thick", socket="/run/netplex/netplex.sock",
+                                   shim_timeout=300.0, thin_fallback=False)
+    assert opts.binary == "/opt/cni/bin/netplex"
+    assert opts.thin_binary == "/opt/cni/bin/netplex-thin"  # the shim's default THIN
+    assert opts.socket == daemon.DEFAULT_SOCKET  # where netplex-node listens unless told otherwise
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--mode", "thin", "--thin-fallback"],
+     "error: --thin-fallback applies to --mode thick only (got --mode thin, which always writes the kubeconfig)"),
+    (["--socket", "run/netplex.sock"], "error: --socket must be an absolute host path (got 'run/netplex.sock')"),
+    (["--socket", "/run/net plex.sock"],
+     "error: --socket must not contain spaces, quotes, backslashes or control characters (got '/run/net plex.sock'); "
+     "the shim holds it as a literal"),
+    (["--cni-bin-dir", '/opt/cni/"bin"'],
+     "error: --cni-bin-dir must not contain spaces, quotes, backslashes or control characters (got "
+     "'/opt/cni/\"bin\"'); the shim holds it as a literal"),
+    (["--shim-timeout", "0"], "error: argument --shim-timeout: must be more than 0 seconds (got '0')"),
+    (["--shim-timeout", "soon"], "error: argument --shim-timeout: must be a number of seconds (got 'soon')"),
+    (["--shim-timeout", "3601"],
+     "error: argument --shim-timeout: must be at most 3600 seconds (got '3601'); the shim only needs to outlast "
+     "the slowest ADD"),
+    (["--mode", "thicker"], "error: argument --mode: invalid choice: 'thicker' (choose from 'thick', 'thin')"),
+])
+def test_bad_mode_flags_are_usage_errors_that_say_what_is_accepted(argv: list[str], message: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        install.main(["run", *argv], environ={})
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_thin_mode_does_not_restrict_paths_to_what_the_shim_can_hold() -> None:
+    args = install.build_parser().parse_args(["run", "--mode", "thin", "--cni-bin-dir", "/opt/cni bin"])
+    opts = install.options_from(args, {})
+    assert isinstance(opts, install.Options) and opts.binary == "/opt/cni bin/netplex"
+
+
+def test_the_shim_timeout_limit_is_the_shims_own() -> None:
+    wire.render_shim(socket_path="/s", thin="/t", timeout=install.MAX_SHIM_TIMEOUT, python="/p")
+    with pytest.raises(ValueError, match="between 0 and 3600 seconds"):
+        wire.render_shim(socket_path="/s", thin="/t", timeout=install.MAX_SHIM_TIMEOUT + 1, python="/p")
 
 
 def test_minimum_python_is_the_projects_requires_python() -> None:

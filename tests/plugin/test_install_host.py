@@ -155,7 +155,7 @@ def test_missing_interpreter_points_at_installing_python() -> None:
     reason = cannot_run("/opt/cni/bin/netplex", "`x` failed (exit status 127: ...)", ["/usr/bin/env", "python3"], "/host")
     assert reason == (
         "the host cannot run the netplex plugin /opt/cni/bin/netplex: `x` failed (exit status 127: ...); install "
-        "python3 >= 3.11 on the node (the plugin is a Python zipapp started by its '#!/usr/bin/env python3' line); "
+        "python3 >= 3.11 on the node (the plugin is a Python program started by its '#!/usr/bin/env python3' line); "
         "netplex's CNI config stays off this node until then")
 
 

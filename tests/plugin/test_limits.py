@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,3 +52,33 @@ def test_the_message_names_the_limit() -> None:
                     max_leaves=30))
 def test_text_and_value_depth_agree_on_any_json(value: object) -> None:
     assert limits.text_depth(json.dumps(value), stop_after=10**6) == limits.value_depth(value, stop_after=10**6)
+
+
+@pytest.mark.parametrize(("text", "count"), [("0", 0), ("2", 2), ("007", 7), ("9" * 18, 10**18 - 1)])
+def test_counts_are_plain_ascii_digits_within_the_length_limit(text: str, count: int) -> None:
+    assert limits.parse_count(text) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("²", "is not a whole number"),  # str.isdigit() says yes
+        ("٣", "is not a whole number"),  # int() reads it as 3
+        ("-1", "is not a whole number"),
+        (" 2", "is not a whole number"),
+        ("", "is not a whole number"),
+        ("9" * 19, "has 19 digits, more than 18"),
+        ("9" * 5000, "has 5000 digits, more than 18"),  # int() raises past 4,300 digits
+    ],
+)
+def test_what_is_not_a_count_is_none_and_the_reason_says_why(text: str, why: str) -> None:
+    assert limits.parse_count(text) is None
+    assert limits.count_problem(text) == why
+
+
+def test_integer_literals_past_the_digit_limit_are_refused_before_int_reads_them() -> None:
+    assert limits.int_problem("9" * 100) is None
+    assert limits.int_problem("-" + "9" * 100) is None
+    assert limits.int_problem("9" * 5000) == (
+        "a number has 5000 digits (999999999999...); at most 100 digits are accepted"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -218,6 +220,108 @@ def test_checks_never_raise(value: object) -> None:
         names.check_ip,
         names.check_cidr,
         names.check_ip_or_cidr,
+        names.check_label_key,
+        names.check_label_value,
+        names.check_extended_resource_name,
     ):
         result = check(value)
         assert result is None or isinstance(result, str)
+
+
+# ---- Kubernetes label keys and values, extended resource names (issue 12)
+
+_K8S_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_K8S_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def k8s_qualified_name(value: str, prefix_max: int = 253) -> bool:
+    """Kubernetes IsQualifiedName, transcribed from its regular expressions (the oracle)."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return False
+    if len(parts) == 2 and not (0 < len(parts[0]) <= prefix_max and _K8S_SUBDOMAIN.fullmatch(parts[0])):
+        return False
+    return 0 < len(parts[-1]) <= 63 and _K8S_NAME.fullmatch(parts[-1]) is not None
+
+
+@pytest.mark.parametrize("value", ["rack", "kubernetes.io/hostname", "topology.kubernetes.io/zone",
+                                   "A_b.c-D", "x" * 63, "example.com/" + "n" * 63])
+def test_label_keys_kubernetes_accepts_are_accepted(value: str) -> None:
+    assert names.check_label_key(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "is empty"),
+        ("r1=a", "contains '='"),
+        ("-rack", "starts with '-'"),
+        ("rack_", "ends with '_'"),
+        ("x" * 64, "has 64 characters, more than 63"),
+        ("a/b/c", "contains more than one '/'"),
+        ("/rack", "has an empty prefix before '/'"),
+        ("example.com/", "has an empty name part"),
+        ("Example.com/rack", "has a prefix \"Example.com\" that is not a DNS subdomain: it part \"Example\" contains uppercase 'E'"),
+        ("example.com/r k", "has a name part \"r k\" that contains ' '"),
+    ],
+)
+def test_label_keys_kubernetes_refuses_are_refused_with_the_reason(value: str, reason: str) -> None:
+    message = names.check_label_key(value)
+    assert message == f"{names.show(value)} is not a valid label key (it {reason}); {names.LABEL_KEY_RULE}"
+
+
+@pytest.mark.parametrize("value", ["", "r1", "kind-worker2", "A.b_c-9", "x" * 63])
+def test_label_values_kubernetes_accepts_are_accepted(value: str) -> None:
+    assert names.check_label_value(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("r1=a", "contains '='"), ("a,b", "contains ','"), (" r1", "contains ' '"), ("_r", "starts with '_'"),
+     ("r.", "ends with '.'"), ("x" * 64, "has 64 characters, more than 63"), ("é", "contains 'é'")],
+)
+def test_label_values_kubernetes_refuses_are_refused_with_the_reason(value: str, reason: str) -> None:
+    assert names.check_label_value(value) == (
+        f"{names.show(value)} is not a valid label value (it {reason}); {names.LABEL_VALUE_RULE}"
+    )
+
+
+@pytest.mark.parametrize("value", ["intel.com/sriov_netdevice", "nvidia.com/gpu", "example.com/A.b-c",
+                                   "a" * 244 + "/x"])
+def test_extended_resource_names_kubernetes_accepts_are_accepted(value: str) -> None:
+    assert names.check_extended_resource_name(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("sriov", "has no domain prefix; names without one are Kubernetes' own, such as cpu"),
+        ("kubernetes.io/sriov", "is in the kubernetes.io domain, which Kubernetes keeps for its own resources"),
+        ("requests.example.com/x", 'starts with "requests.", which Kubernetes keeps for resource quotas'),
+        ("intel.com/sriov netdevice", "has a name part \"sriov netdevice\" that contains ' '"),
+        ("a" * 245 + "/x", f"has a prefix {names.show('a' * 245)} that is not a DNS subdomain: it has 245 "
+                           "characters, more than 244"),
+        ("intel.com/a/b", "contains more than one '/'"),
+    ],
+)
+def test_extended_resource_names_kubernetes_refuses_are_refused_with_the_reason(value: str, reason: str) -> None:
+    assert names.check_extended_resource_name(value) == (
+        f"{names.show(value)} is not a valid extended resource name (it {reason}); {names.RESOURCE_NAME_RULE}"
+    )
+
+
+_key_chars = st.sampled_from("aZ09-_./=é ")
+
+
+@given(st.text(_key_chars, max_size=12))
+def test_label_key_and_value_checks_agree_with_kubernetes_rules(value: str) -> None:
+    assert (names.check_label_key(value) is None) == k8s_qualified_name(value)
+    valid_value = value == "" or (len(value) <= 63 and _K8S_NAME.fullmatch(value) is not None)
+    assert (names.check_label_value(value) is None) == valid_value
+
+
+@given(st.text(_key_chars, max_size=16))
+def test_extended_resource_name_check_agrees_with_kubernetes_rules(value: str) -> None:
+    native = "/" not in value or "kubernetes.io/" in value
+    expected = not native and not value.startswith("requests.") and k8s_qualified_name("requests." + value)
+    assert (names.check_extended_resource_name(value) is None) == expected

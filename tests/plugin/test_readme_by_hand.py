@@ -30,10 +30,10 @@ SECTION = "## Try the plugin by hand"
 MARKER = "=== netplex readme block {} ==="
 
 
-def section_blocks(text: str) -> list[str]:
+def section_blocks(text: str, title: str = SECTION) -> list[str]:
     """The ``sh`` blocks of the section, in order."""
-    start = text.index(SECTION + "\n")
-    end = text.find("\n## ", start + len(SECTION))
+    start = text.index(title + "\n")
+    end = text.find("\n## ", start + len(title))
     section = text[start:end if end != -1 else len(text)]
     return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.M | re.S)
 
@@ -56,9 +56,9 @@ def names() -> Iterator[dict[str, str]]:
         ip("netns", "del", ns, check=False)
 
 
-def run_section(tmp_path: Path, names: dict[str, str]) -> tuple[list[str], list[str]]:
+def run_section(tmp_path: Path, names: dict[str, str], title: str = SECTION) -> tuple[list[str], list[str]]:
     """(blocks as run, their outputs); fails with the whole transcript when a command fails."""
-    blocks = section_blocks(README.read_text())
+    blocks = section_blocks(README.read_text(), title)
     for readme_name, name in names.items():
         blocks = [b.replace(readme_name, name) for b in blocks]
     script = "".join(f"echo '{MARKER.format(i)}'\n{block}" for i, block in enumerate(blocks))

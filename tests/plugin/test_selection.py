@@ -72,12 +72,18 @@ def test_an_absent_annotation_selects_nothing_and_has_no_problems() -> None:
 
 
 @pytest.mark.parametrize("value", ["", "   ", "\t\n"])
-def test_an_empty_annotation_is_rejected_with_the_expected_shape(value: str) -> None:
-    problem = only_error(parse(value))
+def test_an_empty_annotation_selects_no_extra_network_with_a_warning_to_remove_it(value: str) -> None:
+    # Multus: "" is "no kubernetes network found", i.e. the cluster network only; Helm
+    # renders "" when a chart asks for no extra network (issue 12).
+    result = parse(value)
+    assert result.ok and result.selections == () and result.form == "absent"
+    problem = only_warning(result)
     assert problem.path == P
-    assert problem.message.startswith(f"is empty (got {json.dumps(value)}); remove the annotation")
-    assert '"net-a,other-ns/net-b@net2"' in problem.message
-    assert '[{"name":"net-a"}]' in problem.message
+    assert problem.message == (
+        f"is empty (got {json.dumps(value)}), so it selects no extra network and the pod gets the "
+        "cluster network only (plus any default networks); remove the annotation, or list networks "
+        'as "net-a,other-ns/net-b@net2" or as JSON [{"name":"net-a"}]'
+    )
 
 
 def test_a_value_without_brackets_or_quotes_is_the_comma_form() -> None:
@@ -362,7 +368,37 @@ def test_deeply_nested_json_is_rejected_without_a_crash() -> None:
     for value in ["[" * 100_000, '[{"name":"a","cni-args":' + "[" * 40 + "]" * 40 + "}]"]:
         problem = only_error(parse(value))
         assert problem.path == P
-        assert "nested" in problem.message
+        assert problem.message.startswith(
+            "is nested more than 32 levels deep; at most 32 levels of objects and lists are accepted (got "
+        )
+
+
+@pytest.mark.parametrize("depth", [33, 600, 5000])
+def test_a_repeated_key_does_not_hide_a_deep_value_from_the_depth_guard(depth: int) -> None:
+    # Issue 12 (b): the decoder keeps the last "x" ({}), the first one was ~600 deep and the
+    # repeated-key warning used to walk it recursively (RecursionError, HTTP 500).
+    value = '[{"name":"a","cni-args":{"x":' + "[" * depth + "]" * depth + ',"x":{}}}]'
+    for result in (parse(value), parse_default_network(value, "kube-system")):
+        problem = only_error(result)
+        assert problem.message.startswith("is nested more than 32 levels deep; at most 32 levels")
+        assert result.selections == ()
+
+
+def test_a_value_nested_exactly_to_the_limit_is_read() -> None:
+    inner = "[" * 29 + "]" * 29  # list 1, element 2, cni-args 3, "x" 4..32
+    result = parse('[{"name":"a","cni-args":{"x":' + inner + "}}]")
+    assert result.ok, result.errors
+    one_more = "[" * 30 + "]" * 30
+    assert not parse('[{"name":"a","cni-args":{"x":' + one_more + "}}]").ok
+
+
+def test_an_unpaired_surrogate_is_shown_escaped_so_the_message_can_be_sent() -> None:
+    problem = only_error(parse('[{"name":"\\ud800"}]'))
+    assert problem.path == f"{P}[0].name"
+    assert '"\\ud800"' in problem.message
+    problem.message.encode("utf-8")  # raises UnicodeEncodeError when not escaped
+    warning = only_warning(parse('[{"name":"a","\\udc00":1}]'))
+    assert warning.path == f'{P}[0]["\\udc00"]'
 
 
 def test_a_repeated_key_warns_and_the_last_value_wins_as_in_go() -> None:
@@ -1109,3 +1145,12 @@ def test_importing_selection_loads_only_the_standard_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_integer_past_the_digit_limit_is_invalid_json_with_a_message_for_users() -> None:
+    # int() would raise with advice about sys.set_int_max_str_digits (issue 12)
+    problem = only_error(parse('[{"name":"a","bandwidth":{"ingressRate":' + "9" * 5000 + "}}]"))
+    assert problem.path == P
+    assert problem.message.startswith(
+        "is not valid JSON: a number has 5000 digits (999999999999...); at most 100 digits are accepted (got "
+    )

@@ -1,7 +1,7 @@
 """The live index when the API server misbehaves: down at start, watches cut, 410 Gone, slow.
 
 Against the API double (tests/k8sapi.py) and its outage controls: ``down()``/``up()``
-(connections refused, open ones cut), ``drop_watches()`` (a watch cut mid-stream),
+(connections refused, open ones cut), ``drop_watches(cut=True)`` (a watch cut mid-stream),
 ``compact()`` (history gone: a resumed watch gets 410) and ``delay()`` (slow answers).
 """
 
@@ -86,7 +86,7 @@ def test_a_watch_cut_mid_stream_resumes_where_it_was_and_misses_nothing(api: Fak
         assert index.wait_synced(10)
         api.wait_for_watches(2)
         seen = api.resource_version
-        api.drop_watches()
+        api.drop_watches(cut=True)
         # while the client is cut off (it waits before reconnecting)
         api.delete("network-attachment-definitions", "default", "old")
         api.create(make_nad("new", "default", config=CONFIG))
@@ -106,7 +106,7 @@ def test_a_watch_cut_then_410_gone_relists_and_drops_what_was_deleted_meanwhile(
     try:
         assert index.wait_synced(10)
         api.wait_for_watches(2)
-        api.drop_watches()
+        api.drop_watches(cut=True)
         api.delete("network-attachment-definitions", "default", "old")
         api.create(make_nad("new", "default", config=CONFIG))
         api.compact()  # the resumed watch hears "410 too old resource version"

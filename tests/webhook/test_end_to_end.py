@@ -233,3 +233,168 @@ def test_two_workers_share_the_socket_the_certificate_and_the_request_counts(tmp
     log = server.stderr_path.read_text()
     assert "supervising 2 workers" in log and "stopped by SIGTERM" in log
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+# -- issue 12: conformance and bad input, one case each over real HTTPS ------------------------
+
+NODE_SELECTOR = "k8s.v1.cni.cncf.io/nodeSelector"
+RESOURCE_NAME = "k8s.v1.cni.cncf.io/resourceName"
+RES = "intel.com/sriov_netdevice"
+CONF = '{"cniVersion": "0.3.1", "type": "bridge"}'
+
+
+def nad(name: str, **annotations: str) -> dict[str, Any]:
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+            "spec": {"config": CONF}}
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Webhook, Path]]:
+    """A webhook with injectNodeSelector and honorResources, whose NADs were admitted before
+    issue 12's rules (so some are invalid), and a Namespace with a 5000-digit max-networks."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("strict")
+    nads = root / "nads"
+    nads.mkdir()
+    objects = [
+        nad("racked", **{NODE_SELECTOR: "rack=r1", RESOURCE_NAME: RES}),
+        nad("old-selector", **{NODE_SELECTOR: "rack=r1=a"}),
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "big", "annotations": {"netplex.io/max-networks": "9" * 5000}}},
+    ]
+    (nads / "objects.yaml").write_text(yaml.safe_dump_all(objects))
+    policy = root / "policy.yaml"
+    policy.write_text("injectNodeSelector: true\nhonorResources: true\n")
+    server = Webhook(["--nads", str(nads), "--policy", str(policy)], root)
+    try:
+        yield server, policy
+    finally:
+        server.close()
+
+
+def test_e2e_an_empty_networks_annotation_is_admitted_with_a_warning(webhook: Webhook) -> None:
+    answer = webhook.review("/validate", pod(""))
+    assert answer["allowed"] is True
+    assert answer["warnings"][0].startswith(
+        f'metadata.annotations[{NETWORKS}]: is empty (got ""), so it selects no extra network')
+
+
+def test_e2e_a_helm_style_deployment_with_an_empty_networks_value_is_admitted_with_a_warning(webhook: Webhook) -> None:
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "web", "namespace": "default", "labels": {"helm.sh/chart": "web-1.0.0"}},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}, "annotations": {NETWORKS: ""}},
+                                        "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+    answer = webhook.review("/validate", deployment)
+    assert answer["allowed"] is True
+    assert answer["warnings"][0].startswith(f"spec.template.metadata.annotations[{NETWORKS}]: is empty")
+
+
+def test_e2e_an_empty_default_network_annotation_is_denied(webhook: Webhook) -> None:
+    obj = pod(None)
+    obj["metadata"]["annotations"]["v1.multus-cni.io/default-network"] = ""
+    answer = webhook.review("/validate", obj)
+    assert answer["status"]["message"].startswith(
+        'metadata.annotations[v1.multus-cni.io/default-network]: is empty (got ""); remove the annotation')
+
+
+def test_e2e_a_nad_with_an_invalid_node_selector_is_denied(webhook: Webhook) -> None:
+    answer = webhook.review("/validate", nad("placed", **{NODE_SELECTOR: "rack=r1=a"}))
+    assert answer["status"]["code"] == 422
+    assert answer["status"]["details"]["causes"][0]["field"] == f"metadata.annotations[{NODE_SELECTOR}]"
+    assert answer["status"]["message"].startswith(
+        f"metadata.annotations[{NODE_SELECTOR}]: has more than one '=' (got \"rack=r1=a\"); write one node label")
+
+
+def test_e2e_a_nad_with_an_invalid_resource_name_is_denied(webhook: Webhook) -> None:
+    answer = webhook.review("/validate", nad("dev", **{RESOURCE_NAME: "sriov"}))
+    assert answer["status"]["message"].startswith(
+        f'metadata.annotations[{RESOURCE_NAME}]: has an invalid resource name (got "sriov"): "sriov" is not a '
+        "valid extended resource name (it has no domain prefix")
+
+
+def test_e2e_a_nad_selector_is_injected_and_a_contradiction_or_an_old_invalid_one_denies_the_pod(
+    strict: tuple[Webhook, Path]
+) -> None:
+    server, _ = strict
+    ops = json.loads(base64.b64decode(server.review("/mutate", pod("racked"))["patch"]))
+    assert {"op": "add", "path": "/spec/nodeSelector", "value": {"rack": "r1"}} in ops
+    contradicting = pod("racked")
+    contradicting["spec"]["nodeSelector"] = {"rack": "r2"}
+    answer = server.review("/validate", contradicting)
+    assert answer["status"]["message"].startswith(
+        'spec.nodeSelector[rack]: contradicts the node label that network "default/racked" needs (got "r2"')
+    old = server.review("/mutate", pod("old-selector"))
+    assert "patch" not in old  # never a nodeSelector the API server would refuse
+    answer = server.review("/validate", pod("old-selector"))
+    assert answer["status"]["message"].startswith(
+        f'metadata.annotations[{NETWORKS}][0].name: network "default/old-selector" cannot be attached: its '
+        f"NetworkAttachmentDefinition's annotation {NODE_SELECTOR} has more than one '='")
+
+
+def test_e2e_unpaired_surrogates_get_a_400_or_an_escaped_denial(webhook: Webhook) -> None:
+    review = admission_review(pod("\ud800"))
+    escaped = json.dumps(review).encode()  # ASCII JSON: the surrogate travels as its escape
+    answer = webhook.client.post("/validate", content=escaped, headers={"content-type": "application/json"})
+    assert answer.status_code == 200
+    assert '"\\ud800" is not a valid network name' in answer.json()["response"]["status"]["message"]
+    review["request"]["uid"] = "\udfff"
+    refused = webhook.client.post("/validate", content=json.dumps(review).encode(),
+                                  headers={"content-type": "application/json"})
+    assert refused.status_code == 400
+    assert refused.json()["error"].endswith('request.uid must be valid Unicode text, got "\\udfff" (an unpaired surrogate)')
+
+
+def test_e2e_a_repeated_key_hiding_a_deep_value_is_denied(webhook: Webhook) -> None:
+    answer = webhook.review("/validate", pod('[{"name":"macvlan-conf","cni-args":{"x":' + deep(600) + ',"x":{}}}]'))
+    assert answer["status"]["message"].startswith(
+        f"metadata.annotations[{NETWORKS}]: is nested more than 32 levels deep; at most 32 levels")
+
+
+def test_e2e_odd_resource_records_and_values_are_answered(strict: tuple[Webhook, Path]) -> None:
+    server, _ = strict
+    obj = pod("racked")
+    obj["metadata"]["annotations"]["netplex.io/injected-resources"] = '{"x":' + deep(3000) + "}"
+    assert server.review("/mutate", obj)["allowed"] is True
+    obj = pod("racked")
+    obj["spec"]["containers"][0]["resources"] = {"requests": {RES: "²"}}
+    answer = server.review("/mutate", obj)
+    assert answer["warnings"] == [
+        f'spec.containers[0].resources.requests[{RES}]: is not a whole number (got "²"); netplex did not add the '
+        '1 device(s) the pod\'s networks need: write a count such as "1"']
+
+
+def test_e2e_a_5000_digit_max_networks_is_denied_and_its_pods_are_answered(
+    webhook: Webhook, strict: tuple[Webhook, Path]
+) -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": "big", "annotations": {"netplex.io/max-networks": "9" * 5000}}}
+    answer = webhook.review("/validate", namespace)
+    assert answer["status"]["message"].startswith(
+        "metadata.annotations[netplex.io/max-networks]: has 5000 digits, more than 18")
+    server, _ = strict
+    in_big = pod("default/racked", namespace="big")
+    assert server.review("/validate", in_big)["allowed"] is True
+    assert server.review("/mutate", in_big)["allowed"] is True
+
+
+def test_e2e_a_policy_replaced_by_a_deep_one_keeps_the_last_good_policy(strict: tuple[Webhook, Path]) -> None:
+    server, policy = strict
+    good = policy.read_text()
+    policy.write_text("globalNamespaces: " + deep(600) + "\n")
+    try:
+        time.sleep(1.2)  # the policy file is checked at most once a second
+        ops = json.loads(base64.b64decode(server.review("/mutate", pod("racked"))["patch"]))
+        assert {"op": "add", "path": "/spec/nodeSelector", "value": {"rack": "r1"}} in ops  # still injectNodeSelector
+        deadline = time.monotonic() + 10
+        while "policy not reloaded" not in server.stderr_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "is nested more than 100 levels deep" in server.stderr_path.read_text()
+    finally:
+        policy.write_text(good)
