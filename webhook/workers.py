@@ -160,6 +160,8 @@ def die_with(parent: int) -> None:
     orphan was already adopted by init or a subreaper), send the signal now instead.
     """
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]  # int prctl(int option, unsigned long...)
+    libc.prctl.restype = ctypes.c_int
     if libc.prctl(_PR_SET_PDEATHSIG, int(DEATH_SIGNAL), 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}")
