@@ -40,10 +40,16 @@ def command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "webhook.server"]
 
 
+def private_tmp(directory: Path) -> dict[str, str]:
+    """The environment with TMPDIR in the test's directory: a supervisor killed with SIGKILL
+    leaves its metrics directory (netplex-metrics-*) behind, and not in the machine's /tmp."""
+    return {**os.environ, "TMPDIR": str(directory)}
+
+
 def start(port: int, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     proc = subprocess.Popen(
         [*command(), "--workers", "2", "--self-signed", "--nads", "examples/", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("wb"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("wb"), env=private_tmp(log.parent),
     )
     assert proc.stdout is not None
     banner = read_ca_banner(proc.stdout, timeout=30)
@@ -108,7 +114,7 @@ def test_a_worker_started_after_a_certificate_rotation_serves_the_new_certificat
     proc = subprocess.Popen(
         [*command(), "--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key), "--nads", "examples/",
          "--host", "127.0.0.1", "--port", str(port), "--cert-reload-interval", "300"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=private_tmp(tmp_path),
     )
     stopped: list[int] = []
     try:
