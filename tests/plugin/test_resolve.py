@@ -308,3 +308,32 @@ def test_conf_files_in_utf16_are_still_read(tmp_path: Path) -> None:
     path = tmp_path / "10-net.conf"
     path.write_bytes(json.dumps({**BRIDGE, "name": "net"}).encode("utf-16"))
     assert resolve.find_conf_by_name(str(tmp_path), "net") == ({**BRIDGE, "name": "net"}, [])
+
+
+def test_a_nad_config_is_parsed_once_per_text_and_each_caller_gets_its_own_copy(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The daemon serves pod after pod with the same NADs: one parse per (text, name)."""
+    from plugin.cni import resolve as resolve_module
+    from plugin.model import netconf
+
+    plugin_cfg = cfg(tmp_path)
+
+    calls: list[str] = []
+    real = netconf.parse_netconf
+
+    def counting(config: object, name: str, **kw: Any) -> Any:
+        calls.append(name)
+        return real(config, name, **kw)
+
+    monkeypatch.setattr(netconf, "parse_netconf", counting)
+    monkeypatch.setattr(resolve_module, "_PARSED", {})
+    text = '{"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"}'
+    nad = {"metadata": {"name": "memo-net", "namespace": "default"}, "spec": {"config": text}}
+    first = resolve_module.conflist_of_nad(nad, plugin_cfg)
+    first["plugins"][0]["bridge"] = "changed by a caller"
+    second = resolve_module.conflist_of_nad(nad, plugin_cfg)
+    assert calls == ["memo-net"]
+    assert second["plugins"][0]["bridge"] == "br0"
+    other = {"metadata": {"name": "memo-net", "namespace": "default"}, "spec": {"config": text.replace("br0", "br1")}}
+    assert resolve_module.conflist_of_nad(other, plugin_cfg)["plugins"][0]["bridge"] == "br1"
+    assert calls == ["memo-net", "memo-net"]
