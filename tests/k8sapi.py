@@ -106,6 +106,17 @@ bodies and patches, Secret data or caBundle that is not base64, bad label select
 ``reportingComponent`` that is not a qualified name, and the injected ``fail_next`` bodies (real reason and typical message for the code; 429 carries
 ``Retry-After: 1``). Failures injected by ``fail_next`` come before authentication.
 
+Outages (test controls; the store stays, so a test can change objects while clients are cut off):
+
+- ``down()``: the server goes away as a crashed or restarting kube-apiserver does, for as
+  long as the test wants: the port refuses connections, every open connection (keep-alive
+  ones too) is closed, and open watches end without their closing chunk; ``up()`` serves
+  again on the same address (``restart()`` is both at once, without cutting connections).
+- ``drop_watches(cut=True)``: every open watch is cut mid-stream (no closing chunk, no TLS
+  close_notify), as a network failure does; other connections stay. Without ``cut`` the
+  streams end cleanly.
+- ``delay()``: slow answers (the server holds matching requests before answering).
+
 Exceptions::
 
     Exception
@@ -117,6 +128,7 @@ Exceptions::
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as dt
 import http.server
@@ -792,6 +804,7 @@ class Subscription:
     bookmark_seq: int
     done: bool = False
     drop_seq: int = 0  # ClusterState.drop_watches() ends the subscriptions opened before it
+    cut: bool = False  # ended by drop_watches(cut=True): close without the last chunk
 
 
 def wire(res: Resource, obj: JSON) -> JSON:
@@ -818,6 +831,7 @@ class ClusterState:
         self._compacted = 0  # events with rv <= this are gone
         self._bookmark_seq = 0
         self._drop_seq = 0
+        self._drop_cuts = False  # whether the last drop_watches() was a cut
         self._watches = 0
         self._stopping = False
         for name in namespaces:
@@ -1149,10 +1163,12 @@ class ClusterState:
         with self._lock:
             self._stopping = False
 
-    def drop_watches(self) -> None:
-        """End every open watch stream, as an API server restart or a load balancer does."""
+    def drop_watches(self, *, cut: bool = False) -> None:
+        """End every open watch stream, as an API server restart or a load balancer does;
+        ``cut``: without the closing chunk, as a network failure does."""
         with self._lock:
             self._drop_seq += 1
+            self._drop_cuts = cut
             self._cond.notify_all()
 
     @property
@@ -1202,11 +1218,15 @@ class ClusterState:
             self._cond.notify_all()
 
     def next_events(self, sub: Subscription, timeout: float) -> list[JSON] | None:
-        """Events for ``sub`` after its cursor, waiting up to ``timeout``; None once stopping."""
+        """Events for ``sub`` after its cursor, waiting up to ``timeout``; None once stopping
+        or dropped (``sub.cut`` set when the drop was a cut)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                if self._stopping or sub.drop_seq != self._drop_seq:
+                if sub.drop_seq != self._drop_seq:
+                    sub.cut = self._drop_cuts
+                    return None
+                if self._stopping:
                     return None
                 if sub.cursor < self._compacted:
                     sub.done = True
@@ -1419,11 +1439,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         # headers and body are two writes: without NODELAY, Nagle + delayed ACK cost 40 ms a call
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.api._connections.add(self.request)
         super().setup()
         if isinstance(self.request, ssl.SSLSocket):  # handshake here, not in the accept loop
             self.request.settimeout(10)
             self.request.do_handshake()
             self.request.settimeout(None)
+
+    def finish(self) -> None:
+        self.server.api._connections.discard(self.request)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -1574,6 +1599,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         self._write_events([cluster.closing_bookmark(sub)])
                     break
                 events = cluster.next_events(sub, wait)
+                if events is None and sub.cut:
+                    self.close_connection = True  # cut: no closing chunk, no close_notify
+                    self.request.shutdown(socket.SHUT_RDWR)
+                    return
                 if events is None:
                     self.close_connection = True  # the server is stopping
                     break
@@ -1670,6 +1699,7 @@ class FakeApiServer:
         self._lock = threading.Lock()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()  # open client connections, for down()
         self.url = ""
         self.address = ""
 
@@ -1713,6 +1743,20 @@ class FakeApiServer:
         self.stop()
         self.port = port
         self.start()
+
+    def down(self) -> None:
+        """Go away until ``up()`` (see the module docstring, "Outages"): the port refuses
+        connections, open watches are cut and kept-alive connections closed."""
+        self.cluster.drop_watches(cut=True)
+        self.stop()
+        for conn in list(self._connections):  # keep-alive connections die with the server
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def up(self) -> FakeApiServer:
+        """Serve again after ``down()``, on the same address, with the same store and history."""
+        self.port = int(self.address.rsplit(":", 1)[1])
+        return self.start()
 
     def __enter__(self) -> FakeApiServer:
         return self.start()
@@ -1809,9 +1853,10 @@ class FakeApiServer:
     def bookmark(self) -> None:
         self.cluster.bookmark()
 
-    def drop_watches(self) -> None:
-        """End every open watch stream now; clients must reconnect (and resume)."""
-        self.cluster.drop_watches()
+    def drop_watches(self, *, cut: bool = False) -> None:
+        """End every open watch stream now; clients must reconnect (and resume). ``cut``:
+        without the closing chunk or a TLS close_notify (see the module docstring, "Outages")."""
+        self.cluster.drop_watches(cut=cut)
 
     def wait_for_watches(self, count: int = 1, timeout: float = 5.0) -> None:
         """Block until ``count`` watches are open (so a write cannot race the watch start)."""

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from plugin.model import limits, selection
+from plugin.model import limits, records, selection
 from plugin.model.problems import Problem, show
 from webhook import nad_annotations
 from webhook import policy as policies
@@ -194,7 +194,7 @@ def _default_networks(
             refs.add(sel.ref)
             # Written with its namespace: the pod's annotation must mean the same thing
             # wherever the default came from.
-            chosen.append(replace(sel, namespace_given=True))
+            chosen.append(records.replace(sel, namespace_given=True))
     if len(chosen) == len(own):
         return None, own
     use_json = parsed.form == "json" or not all(s.short_form_ok for s in chosen)

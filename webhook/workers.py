@@ -12,11 +12,37 @@ The supervisor only forwards signals and reaps: SIGTERM/SIGINT go to every worke
 finishes its requests in flight); a worker that dies on its own is replaced, unless it
 died while starting (exit code 1 within ``startup_grace`` seconds: a bad certificate or
 an unreachable API server would only fail again), which stops the others and exits 1.
+
+A worker never outlives its supervisor, however the supervisor dies (SIGKILL and the OOM
+killer included): orphaned workers would keep the port, serve with nobody to restart
+them, and make the next ``netplex-webhook`` fail to bind. In a pod the container's PID 1
+going takes them along; on a laptop or under systemd (``KillMode=process``) nothing
+does. Each worker therefore asks Linux, right after the fork, for the parent-death
+signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``): the kernel sends it SIGTERM when the
+supervisor's thread ends, and the worker stops gracefully as if the supervisor had
+forwarded a SIGTERM. The supervisor may already be gone before the ``prctl``; the
+worker then sees a different ``getppid()`` than the pid it was forked from and sends
+itself the same SIGTERM.
+
+Why not a pipe whose write end only the supervisor holds (EOF = supervisor gone)? It is
+portable, but the worker must watch it: a thread (created after the fork, for nothing
+else) or a reader in uvicorn's event loop, which the server owns. The parent-death
+signal needs neither and reaches a worker that is still starting (default action: it
+ends at once) or one that serves (uvicorn's handler: graceful stop). Its one condition
+is that it follows the *thread* that forked: :func:`run_workers` forks from the thread
+that calls it and stays in it until every worker is gone, so that thread ending means
+the supervisor ended. Linux only, like the rest of netplex.
+
+Signals and the fork: SIGTERM/SIGINT are blocked from just before ``fork()`` until the
+child has put the default handlers back (and the parent has recorded the pid), so a
+signal aimed at a worker in between is held, not handled by the supervisor's handler
+copied into the child (which would swallow it and leave the worker serving).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -30,6 +56,9 @@ log = logging.getLogger("netplex.webhook")
 
 STARTUP_GRACE = 5.0  # seconds; an exit 1 sooner than this is a start-up failure
 RESTART_DELAY = 1.0
+DEATH_SIGNAL = signal.SIGTERM  # what a worker gets when its supervisor is gone
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def run_workers(
@@ -99,13 +128,22 @@ def run_workers(
 def _fork(work: Callable[[], int], handlers: Iterable[signal.Signals]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    supervisor = os.getpid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         return pid
     code = 1
     try:  # the worker: default signal handling until its server installs its own
+        die_with(supervisor)
         for sig in handlers:
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # a held SIGTERM ends us here
         code = work()
     except BaseException:
         log.exception("worker %d crashed", os.getpid())
@@ -113,6 +151,23 @@ def _fork(work: Callable[[], int], handlers: Iterable[signal.Signals]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def die_with(parent: int) -> None:
+    """Have the kernel send :data:`DEATH_SIGNAL` to this process when ``parent`` is gone.
+
+    Call right after the fork, in the child. If ``parent`` died before the ``prctl`` (the
+    orphan was already adopted by init or a subreaper), send the signal now instead.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]  # int prctl(int option, unsigned long...)
+    libc.prctl.restype = ctypes.c_int
+    if libc.prctl(_PR_SET_PDEATHSIG, int(DEATH_SIGNAL), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}")
+    if os.getppid() != parent:
+        log.warning("worker %d: supervisor %d is already gone; stopping", os.getpid(), parent)
+        os.kill(os.getpid(), DEATH_SIGNAL)
 
 
 def _wait() -> tuple[int, int]:

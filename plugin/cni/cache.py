@@ -26,7 +26,10 @@ names the file it locked) and locks the new one instead.
 Exceptions::
 
     CacheError(Exception)   unreadable or corrupt entry (names the file and why)
-     └── LockTimeout        another operation held the lock longer than the timeout
+     ├── LockTimeout        another operation held the lock longer than the timeout
+     └── CacheDirError      ``cniDir`` or its lock directory cannot be made or used (a file
+                            in the way, no permission, a read-only file system); says
+                            whether the configured path itself is wrong (``configured``)
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from plugin.cni import files
 from plugin.model import names
+from plugin.model.records import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -61,7 +64,19 @@ class LockTimeout(CacheError):
     """Another operation kept the lock for longer than we were willing to wait."""
 
 
-@dataclass(frozen=True, slots=True)
+class CacheDirError(CacheError):
+    """The cache directory or its lock directory cannot be used.
+
+    ``configured`` is true when the configured ``cniDir`` itself is wrong (it, or a
+    directory on its way, is a file): the configuration must change. Otherwise the node's
+    state is (a file where ``.locks`` should be, permissions, a full or read-only disk)."""
+
+    def __init__(self, message: str, *, configured: bool) -> None:
+        super().__init__(message)
+        self.configured = configured
+
+
+@record(frozen=True, slots=True)
 class CachedAttachment:
     """One delegate: the network it attached, on which interface, with what, and the result."""
 
@@ -107,7 +122,7 @@ class CachedAttachment:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class SandboxEntry:
     container_id: str
     netns: str | None
@@ -252,14 +267,39 @@ def prune_locks(cache_dir: str) -> list[str]:
 @contextlib.contextmanager
 def _flock(cache_dir: str, name: str, mode: int, deadline: float, holder: str) -> Iterator[None]:
     directory = os.path.join(cache_dir, LOCK_DIR)
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)  # makedirs gives the mode to the leaf only
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    _make_dir(cache_dir, cache_dir)  # makedirs gives the mode to the leaf only
+    _make_dir(directory, cache_dir)
     path = os.path.join(directory, name)
-    fd = _acquire(path, mode, deadline, holder)
+    try:
+        fd = _acquire(path, mode, deadline, holder)
+    except OSError as exc:
+        raise CacheDirError(f'cannot open the lock file {path} in "cniDir" {cache_dir}: '
+                            f"{exc.strerror or exc}", configured=False) from exc
     try:
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def _make_dir(path: str, cache_dir: str) -> None:
+    """``os.makedirs(path, 0o700)``, its failure a :class:`CacheDirError` naming ``cniDir``."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        if os.path.lexists(cache_dir) and not os.path.isdir(cache_dir):
+            raise CacheDirError(f'"cniDir" {cache_dir} is a file, not a directory; set "cniDir" to a directory '
+                                "(netplex creates it when it is missing)", configured=True) from exc
+        if not os.path.isdir(cache_dir):
+            raise CacheDirError(f'"cniDir" {cache_dir} cannot be created: a directory on its way is a file; set '
+                                '"cniDir" to a directory (netplex creates it when it is missing)',
+                                configured=True) from exc
+        raise CacheDirError(
+            f'{path} in "cniDir" {cache_dir} is a file, not a directory; remove it (netplex keeps its lock '
+            "files there)", configured=False) from exc
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CacheDirError(f'cannot create {path} for "cniDir" {cache_dir}: {reason}',
+                            configured=False) from exc
 
 
 def _acquire(path: str, mode: int, deadline: float, holder: str) -> int:

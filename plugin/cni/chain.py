@@ -51,19 +51,18 @@ Exceptions::
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
-from plugin.cni import delegate, protocol
+from plugin.cni import delegate, logs, protocol
 from plugin.cni.delegate import DelegateError, ExecFn
 from plugin.model.names import plugin_type_problem
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
     from typing import Any
 
-log = logging.getLogger("netplex.delegate")
+log = logs.get_logger("netplex.delegate")
 
 LEGACY_VERSION = "0.1.0"  # what a missing cniVersion means (libcni ParseVersion(""))
 CHECK_SINCE = (0, 4, 0)
@@ -72,7 +71,7 @@ GC_STATUS_SINCE = (1, 1, 0)
 VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")  # main, spec-v1.1.0 tag
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Attachment:
     """One network configuration applied to one container (cni.md §5.2).
 

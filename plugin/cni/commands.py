@@ -82,16 +82,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 
-from plugin.cni import cache, chain, protocol
+from plugin.cni import cache, chain, logs, protocol
 from plugin.cni.config import PluginConfig
 from plugin.cni.delegate import DEFAULT_TIMEOUT, DelegateError, ExecFn
 from plugin.model.names import parse_cidr
+from plugin.model.records import record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:  # imported where used: a DEL with a cache entry needs none of them
@@ -100,7 +99,7 @@ if TYPE_CHECKING:  # imported where used: a DEL with a cache entry needs none of
     from plugin.cni import resolve
     from plugin.model import selection
 
-log = logging.getLogger("netplex")
+log = logs.get_logger("netplex")
 
 READINESS_POLL_SECONDS = 1.0
 DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"
@@ -111,7 +110,7 @@ ClientFactory = Callable[[str | None, Mapping[str, str]], "Any"]
 ``plugin.cni.kubeconfig.KubeconfigError``."""
 
 
-@dataclass
+@record
 class Environment:
     """Everything a command touches besides its arguments (the test seam).
 
@@ -149,7 +148,7 @@ class Observer:
 # ------------------------------------------------------------------------ shared parts
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PodRef:
     namespace: str
     name: str
@@ -232,16 +231,19 @@ def _closing(client: Any, env: Environment) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _container_lock(cfg: PluginConfig, container_id: str, env: Environment) -> Iterator[None]:
-    with contextlib.ExitStack() as held:
-        try:  # only taking the lock is guarded here, not the command run under it
-            held.enter_context(cache.sandbox_lock(cfg.cni_dir, container_id, timeout=env.lock_timeout))
-        except cache.LockTimeout as exc:
-            raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
-                                    f"{exc} after {env.lock_timeout:g}s") from exc
-        except OSError as exc:  # no inode left for the lock file, cniDir a file, ...: nothing has run yet
-            raise protocol.CniError(protocol.IO_FAILURE, f"cannot lock container {container_id} in "
-                                    f"{cfg.cni_dir} (cniDir): {exc}", _cni_dir_advice(exc, cfg, "done")) from exc
-        yield
+    try:
+        with cache.sandbox_lock(cfg.cni_dir, container_id, timeout=env.lock_timeout):
+            yield
+    except cache.LockTimeout as exc:
+        raise protocol.CniError(protocol.TRY_AGAIN_LATER, f"container {container_id} is busy",
+                           f"{exc} after {env.lock_timeout:g}s") from exc
+    except cache.CacheDirError as exc:
+        raise _cache_dir_failure(exc, f"cannot lock container {container_id}") from exc
+
+
+def _cache_dir_failure(exc: cache.CacheDirError, what: str) -> protocol.CniError:
+    """A configured ``cniDir`` that is no directory is bad config (7); the rest is I/O (5)."""
+    return protocol.CniError(protocol.INVALID_CONFIG if exc.configured else protocol.IO_FAILURE, what, str(exc))
 
 
 def _cni_dir_advice(exc: OSError, cfg: PluginConfig, what: str) -> str:
@@ -275,7 +277,7 @@ def wait_ready(cfg: PluginConfig, env: Environment) -> None:
 # ---------------------------------------------------------------------------- planning
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     pod: PodRef | None
     delegates: list[resolve.Delegate]
@@ -848,16 +850,14 @@ def cmd_gc(cfg: PluginConfig, inv: protocol.Invocation, env: Environment) -> Non
     IPAM that supports GC can drop reservations nothing refers to.
     """
     valid = valid_attachments(cfg.raw)
-    with contextlib.ExitStack() as held:
-        try:  # only taking the lock is guarded here
-            held.enter_context(cache.gc_lock(cfg.cni_dir, timeout=env.lock_timeout))
-        except cache.LockTimeout as exc:
-            raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
-                                    f"{exc} after {env.lock_timeout:g}s") from exc
-        except OSError as exc:  # cniDir a file, no inode left, ...: nothing has run yet
-            raise protocol.CniError(protocol.IO_FAILURE, f"cannot take the garbage collection lock in "
-                                    f"{cfg.cni_dir} (cniDir): {exc}", _cni_dir_advice(exc, cfg, "done")) from exc
-        errors = _collect_garbage(cfg, inv, env, valid)
+    try:
+        with cache.gc_lock(cfg.cni_dir, timeout=env.lock_timeout):
+            errors = _collect_garbage(cfg, inv, env, valid)
+    except cache.LockTimeout as exc:
+        raise protocol.CniError(protocol.TRY_AGAIN_LATER, "garbage collection must wait",
+                           f"{exc} after {env.lock_timeout:g}s") from exc
+    except cache.CacheDirError as exc:
+        raise _cache_dir_failure(exc, "cannot lock the cache for garbage collection") from exc
     if errors:
         codes = {code for code, _ in errors}  # one cause (a bad clusterNetwork: 7) keeps its code
         raise protocol.CniError(codes.pop() if len(codes) == 1 else protocol.INTERNAL,

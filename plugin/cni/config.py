@@ -13,10 +13,11 @@ cache format is not Multus' scratch cache, so the two must not share a directory
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from plugin.model.problems import show, type_name
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ DEFAULT_CHECKPOINT = "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoin
 LOG_LEVELS = ("debug", "verbose", "info", "error", "panic")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PluginConfig:
     cni_version: str
     name: str
@@ -82,6 +83,41 @@ def _str(data: Mapping[str, Any], key: str, default: str | None = None) -> str |
     return value if value != "" else default
 
 
+NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4095  # bytes in a whole path, without the final NUL
+
+
+def path_problem(value: str) -> str | None:
+    """Why the kernel would refuse ``value`` as a path, in the words of a message; None when fine.
+
+    Checked here, where the key is known, so that a path that can never work is a
+    configuration error naming the key (CNI code 7), not an ``OSError``/``ValueError`` from
+    deep inside the cache, the logger or a file read."""
+    if "\0" in value:
+        return f"contains a NUL character (got {show(value)}); a path cannot contain NUL"
+    try:
+        raw = os.fsencode(value)
+    except UnicodeEncodeError:
+        return f"is not valid Unicode text (got {show(value)}); write the path in UTF-8"
+    if len(raw) > PATH_MAX:
+        return f"is {len(raw)} bytes long (got {show(value)}); a path has at most {PATH_MAX} bytes"
+    longest = max(len(part) for part in raw.split(b"/"))
+    if longest > NAME_MAX:
+        return (f"has a name of {longest} bytes between two '/' (got {show(value)}); each name in a path has "
+                f"at most {NAME_MAX} bytes")
+    return None
+
+
+def _path(data: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
+    """A string key that names a file or directory (see :func:`path_problem`)."""
+    value = _str(data, key, default)
+    if value is not None and value != default:
+        problem = path_problem(value)
+        if problem:
+            raise ConfigError(f'"{key}" {problem}')
+    return value
+
+
 def _bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
     found, value = _lookup(data, key)
     if not found or value is None:
@@ -130,26 +166,26 @@ def parse_plugin_config(data: Any) -> PluginConfig:
     log_level = (_str(data, "logLevel", "error") or "error").lower()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f'"logLevel" must be one of {", ".join(LOG_LEVELS)} (got {show(log_level)})')
-    cache_dir = _str(data, "cniDir") or _str(data, "cacheDir") or DEFAULT_CNI_DIR
+    cache_dir = _path(data, "cniDir") or _path(data, "cacheDir") or DEFAULT_CNI_DIR
     return PluginConfig(
         cni_version=_str(data, "cniVersion", "") or "",
         name=_str(data, "name", "") or "",
-        kubeconfig=_str(data, "kubeconfig"),
+        kubeconfig=_path(data, "kubeconfig"),
         cluster_network=cluster_network,
         delegates=delegate_list,
         default_networks=_str_list(data, "defaultNetworks", ()),
-        conf_dir=_str(data, "confDir", DEFAULT_CONF_DIR) or DEFAULT_CONF_DIR,
+        conf_dir=_path(data, "confDir", DEFAULT_CONF_DIR) or DEFAULT_CONF_DIR,
         cni_dir=cache_dir,
-        bin_dir=_str(data, "binDir", DEFAULT_BIN_DIR) or DEFAULT_BIN_DIR,
+        bin_dir=_path(data, "binDir", DEFAULT_BIN_DIR) or DEFAULT_BIN_DIR,
         namespace_isolation=_bool(data, "namespaceIsolation", False),
         global_namespaces=_str_list(data, "globalNamespaces", ("default",), comma=True),
         system_namespaces=_str_list(data, "systemNamespaces", ("kube-system",)),
         multus_namespace=_str(data, "multusNamespace", "kube-system") or "kube-system",
-        readiness_indicator_file=_str(data, "readinessindicatorfile"),
+        readiness_indicator_file=_path(data, "readinessindicatorfile"),
         log_level=log_level,
-        log_file=_str(data, "logFile"),
+        log_file=_path(data, "logFile"),
         log_to_stderr=_bool(data, "logToStderr", True),
-        device_checkpoint=_str(data, "deviceCheckpointFile", DEFAULT_CHECKPOINT) or DEFAULT_CHECKPOINT,
+        device_checkpoint=_path(data, "deviceCheckpointFile", DEFAULT_CHECKPOINT) or DEFAULT_CHECKPOINT,
         runtime_config=_object(data, "runtimeConfig") or {},
         prev_result=_object(data, "prevResult"),
         raw=data,

@@ -38,11 +38,11 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass, field
 from urllib.parse import quote, urlsplit
 
 from plugin.cni import kubeconfig
 from plugin.cni.kubeconfig import Connection
+from plugin.model.records import KW_ONLY, field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class TransportError(Exception):
 # ------------------------------------------------------------------------ transport
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Request:
     """One HTTP request, with the connection settings it must be sent with."""
 
@@ -120,7 +120,7 @@ class Request:
     connection: Connection
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Response:
     status: int
     headers: Mapping[str, str]  # lower-case names
@@ -280,7 +280,7 @@ def _retryable(exc: BaseException) -> bool:
 ConnectionSource = Connection | Callable[[], Connection]
 
 
-@dataclass
+@record
 class Client:
     """GET pods and NADs, merge-patch pod status annotations.
 

@@ -1,14 +1,15 @@
 """Where the API server is and who we are to it: a kubeconfig file, or the in-cluster env.
 
-The plugin is an executable that the container runtime starts for every pod sandbox, so
-it cannot lean on a YAML library (``plugin/`` is standard library only, DESIGN.md).
-Kubeconfigs are JSON or YAML; the YAML that ``kubectl``, kubeadm, k3s/rke2 and the Multus
-install scripts write is a small, regular subset, and :func:`parse_yaml` reads exactly
-that subset: block mappings and sequences, ``- `` items holding mappings, plain,
-single- and double-quoted scalars, comments, a leading ``---``, the empty flow
-collections ``{}`` and ``[]``. Anything else (anchors, tags, block scalars, multi-line
-scalars, non-empty flow collections, several documents) is refused with the line
-number, rather than guessed at.
+A kubeconfig is read as kubectl reads it: JSON, or YAML in any style (block or flow,
+quoted or plain, comments, anchors), by :mod:`plugin.cni.yamlreader`, because the plugin
+imports only the standard library (DESIGN.md) and must still take the file that the
+user's tooling wrote (kubectl, kubeadm, kind, k3s, the cloud CLIs). Of what a kubeconfig
+can say, the plugin uses the current context's cluster (``server``,
+``certificate-authority(-data)``, ``insecure-skip-tls-verify``, ``tls-server-name``) and
+user (``token``, ``tokenFile``, ``client-certificate(-data)``, ``client-key(-data)``).
+It refuses, naming the user or cluster and what to use instead, what it cannot do:
+credential plugins (``exec``, as the EKS, GKE and AKS CLIs write, and ``auth-provider``),
+basic authentication, impersonation and ``proxy-url``.
 
 Nothing here is cached: :func:`resolve` reads the kubeconfig, and the token file it
 names, every time it is called. Multus users hit ``Unauthorized`` once their bound
@@ -17,9 +18,9 @@ calls :func:`resolve` before each request, so a rotated token is picked up at on
 
 Exceptions::
 
-    KubeconfigError(Exception)   unreadable file, YAML outside the subset (names the line),
+    KubeconfigError(Exception)   unreadable file, not YAML or JSON (names the line),
                                  missing or inconsistent fields, unsupported auth (exec,
-                                 auth-provider, basic auth, impersonation)
+                                 auth-provider, basic auth, impersonation) or proxy
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from plugin.model import limits
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -41,13 +44,18 @@ IN_CLUSTER_TOKEN = f"{SERVICE_ACCOUNT_DIR}/token"
 IN_CLUSTER_CA = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
 
 UNSUPPORTED_AUTH_HINT = "not supported by the netplex plugin; use a token or client certificate"
+CREDENTIAL_PLUGIN_HINT = (
+    "it runs no credential plugins (it starts for every pod on the node, where such commands and their "
+    "logins are not available); use a user with a token, tokenFile or client certificate, such as the "
+    "kubeconfig netplex-install writes from its service account"
+)
 
 
 class KubeconfigError(Exception):
     """The kubeconfig (or the in-cluster setup) cannot give a usable connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Connection:
     """Everything needed to talk to one API server as one identity.
 
@@ -125,24 +133,21 @@ def from_kubeconfig(path: str) -> Connection:
     data = load(path)
     where = f"kubeconfig {path}"
     base_dir = os.path.dirname(os.path.abspath(path))
-    current = data.get("current-context")
-    if not isinstance(current, str) or not current:
+    current = _string(data, "current-context", where)
+    if not current:
         raise KubeconfigError(
-            f"{where}: current-context is not set (got {_show(current)}); "
+            f"{where}: current-context is not set (got {_show(data.get('current-context'))}); "
             "set it with `kubectl config use-context NAME`"
         )
     context = _named(data, "contexts", "context", current, where)
-    cluster_name = context.get("cluster")
-    if not isinstance(cluster_name, str) or not cluster_name:
-        raise KubeconfigError(f"{where}: context \"{current}\" names no cluster (got {_show(cluster_name)})")
+    cw = f'{where}: context "{current}"'
+    cluster_name = _string(context, "cluster", cw)
+    if not cluster_name:
+        raise KubeconfigError(f"{cw} names no cluster (got {_show(context.get('cluster'))})")
     cluster = _named(data, "clusters", "cluster", cluster_name, where)
-    user_name = context.get("user")
-    user: Mapping[str, Any] = {}
-    if user_name not in (None, ""):
-        if not isinstance(user_name, str):
-            raise KubeconfigError(f"{where}: context \"{current}\".user must be a string (got {_show(user_name)})")
-        user = _named(data, "users", "user", user_name, where)
-    return _connection(cluster, cluster_name, user, str(user_name or ""), base_dir, where)
+    user_name = _string(context, "user", cw)
+    user: Mapping[str, Any] = _named(data, "users", "user", user_name, where) if user_name else {}
+    return _connection(cluster, cluster_name, user, user_name, base_dir, where)
 
 
 def _connection(
@@ -155,6 +160,11 @@ def _connection(
         raise KubeconfigError(f"{cw} has no server; expected e.g. https://10.0.0.1:6443")
     if not re.match(r"^https?://[^/\s]+", server):
         raise KubeconfigError(f"{cw}: server must be an http:// or https:// URL (got {_show(server)})")
+    proxy = cluster.get("proxy-url")
+    if proxy not in (None, ""):
+        raise KubeconfigError(
+            f"{cw}: proxy-url is not supported by the netplex plugin (got {_show(proxy)}); the plugin connects "
+            "to the server directly, so give it a kubeconfig without proxy-url and a server the node can reach")
     insecure = cluster.get("insecure-skip-tls-verify", False)
     if not isinstance(insecure, bool):
         raise KubeconfigError(f"{cw}: insecure-skip-tls-verify must be true or false (got {_show(insecure)})")
@@ -168,7 +178,8 @@ def _connection(
     uw = f"{where}: user \"{user_name}\""
     for key in ("exec", "auth-provider"):
         if user.get(key) not in (None, {}):
-            raise KubeconfigError(f"{uw} authenticates with {key}, which is {UNSUPPORTED_AUTH_HINT}")
+            raise KubeconfigError(f"{uw} authenticates with {key}{_plugin_name(user.get(key), key)}, which the "
+                                  f"netplex plugin does not support: {CREDENTIAL_PLUGIN_HINT}")
     if user.get("username") or user.get("password"):
         raise KubeconfigError(f"{uw}: basic authentication (username/password) is {UNSUPPORTED_AUTH_HINT}")
     for key in ("as", "as-uid", "as-groups", "as-user-extra"):
@@ -210,8 +221,9 @@ def _named(data: Mapping[str, Any], section: str, inner: str, name: str, where: 
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise KubeconfigError(f"{where}: {section}[{i}] must be a mapping with name and {inner}")
-        names.append(str(item.get("name")))
-        if item.get("name") == name:
+        item_name = _string(item, "name", f"{where}: {section}[{i}]")
+        names.append(item_name)
+        if item_name == name:
             body = item.get(inner)
             if body is None:
                 return {}
@@ -238,10 +250,23 @@ def _data_or_file(section: Mapping[str, Any], key: str, where: str, base_dir: st
     return None
 
 
+def _plugin_name(config: Any, key: str) -> str:
+    """`` (command "aws")`` or `` (provider "oidc")`` for the message, when there is one."""
+    field_name = "command" if key == "exec" else "name"
+    name = config.get(field_name) if isinstance(config, Mapping) else None
+    return f" ({'command' if key == 'exec' else 'provider'} {_show(name)})" if isinstance(name, str) and name else ""
+
+
 def _string(section: Mapping[str, Any], key: str, where: str) -> str:
+    """A string field; integers and booleans are taken as their text, as kubectl does
+    (YAML types ``token: 12345`` as a number; kubectl's decoder gives the string field its text)."""
     value = section.get(key)
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if not isinstance(value, str):
         raise KubeconfigError(f"{where}: {key} must be a string (got {_show(value)})")
     return value
@@ -257,6 +282,8 @@ def _read_bytes(path: str, what: str) -> bytes:
             return f.read()
     except OSError as exc:
         raise KubeconfigError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the path, or text that is no file name (a lone surrogate)
+        raise KubeconfigError(f"{what}: {json.dumps(path)} is not a usable path ({exc})") from exc
 
 
 def _read_text(path: str, what: str) -> str:
@@ -282,278 +309,33 @@ def load(path: str) -> dict[str, Any]:
 
 
 def loads(text: str, *, where: str = "kubeconfig") -> dict[str, Any]:
-    """Parse kubeconfig text: JSON when it starts with ``{``, else the YAML subset."""
+    """Parse kubeconfig text: strict JSON first when it starts with ``{`` (the fast path),
+    else, or when that fails (flow-style YAML also starts with ``{``), YAML."""
     stripped = text.lstrip("\ufeff").lstrip()
+    data: Any = None
+    parsed = False
+    as_json = ""  # why strict JSON failed, for the message when YAML fails too
     if stripped.startswith("{"):
+        problem = limits.depth_problem(limits.text_depth(stripped))
+        if problem:
+            raise KubeconfigError(f"{where}: the document {problem}")
         try:
             data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
+            parsed = True
+        except json.JSONDecodeError as exc:  # maybe flow-style YAML: read it as YAML below
             line = exc.lineno + text[: len(text) - len(stripped)].count("\n")
-            raise KubeconfigError(f"{where}: line {line}: invalid JSON: {exc.msg}") from exc
-    else:
+            as_json = f" (read as JSON: line {line}: {exc.msg})"
+        except ValueError:  # an integer int() refuses (4,300 digits): YAML names it with its line
+            pass
+    if not parsed:
+        from plugin.cni import yamlreader
+
         try:
-            data = parse_yaml(text)
-        except YamlError as exc:
-            raise KubeconfigError(f"{where}: {exc}") from exc
+            data = yamlreader.load(text)
+        except yamlreader.YamlError as exc:
+            raise KubeconfigError(f"{where}: {exc}{as_json}") from exc
     if data is None:
         raise KubeconfigError(f"{where} is empty")
     if not isinstance(data, dict):
         raise KubeconfigError(f"{where}: expected a mapping at the top (got {type(data).__name__})")
     return data
-
-
-# ------------------------------------------------------------- the YAML subset
-
-
-class YamlError(ValueError):
-    """YAML outside the subset this module reads (the message starts with the line)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
-        self.line = line
-
-
-@dataclass(slots=True)
-class _Line:
-    number: int  # 1-based, for messages
-    indent: int
-    text: str  # without indentation and trailing whitespace; comments still in
-
-
-# Plain-scalar typing as YAML 1.1 (go-yaml v2 under kubectl, and PyYAML) for the forms both
-# agree on; go-yaml's single-letter y/n booleans are left as strings.
-_PLAIN_TRUE = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
-_PLAIN_FALSE = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
-_PLAIN_NULL = {"null", "Null", "NULL", "~"}
-_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
-_FLOAT = re.compile(r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+][0-9]+)?$")
-_FLOAT_SPECIAL = {".inf": "inf", ".Inf": "inf", ".INF": "inf", "+.inf": "inf", "+.Inf": "inf",
-                  "+.INF": "inf", "-.inf": "-inf", "-.Inf": "-inf", "-.INF": "-inf",
-                  ".nan": "nan", ".NaN": "nan", ".NAN": "nan"}
-_ESCAPES = {
-    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
-    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
-    "_": "\xa0", "L": "\u2028", "P": "\u2029",
-}
-_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
-
-
-def parse_yaml(text: str) -> Any:
-    """One YAML document of the kubeconfig subset, as plain dicts, lists and scalars."""
-    lines = _lines(text)
-    if not lines:
-        return None
-    value, i = _block(lines, 0, lines[0].indent)
-    if i < len(lines):
-        raise YamlError(lines[i].number, f"unexpected indentation or content {_preview(lines[i].text)}")
-    return value
-
-
-def _lines(text: str) -> list[_Line]:
-    """Significant lines only; handles the document markers and refuses directives."""
-    out: list[_Line] = []
-    seen_start = False
-    ended = False
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        body = raw.rstrip()
-        stripped = body.lstrip(" ")
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("\t"):
-            raise YamlError(number, "tab in indentation; YAML indents with spaces only")
-        indent = len(body) - len(stripped)
-        if indent == 0 and (body == "---" or body.startswith(("--- #", "---\t"))):
-            if out or seen_start:
-                raise YamlError(number, "a second document ('---'); a kubeconfig is one document")
-            seen_start = True
-            continue
-        if indent == 0 and (body == "..." or body.startswith("... #")):
-            ended = True
-            continue
-        if indent == 0 and body.startswith("---"):
-            raise YamlError(number, "content on the '---' line is not supported; start it on the next line")
-        if indent == 0 and body.startswith("%"):
-            raise YamlError(number, f"YAML directives are not supported (got {_preview(body)})")
-        if ended:
-            raise YamlError(number, "content after the end of the document ('...')")
-        out.append(_Line(number, indent, stripped))
-    return out
-
-
-def _is_item(line: _Line) -> bool:
-    return line.text == "-" or line.text.startswith(("- ", "-\t"))
-
-
-def _block(lines: list[_Line], i: int, indent: int) -> tuple[Any, int]:
-    """The node starting at ``lines[i]``: a sequence, a mapping or a lone scalar."""
-    line = lines[i]
-    if _is_item(line):
-        return _sequence(lines, i, indent)
-    if _split_key(line) is not None:
-        return _mapping(lines, i, indent)
-    value = _scalar(line.text, line.number)
-    return value, i + 1
-
-
-def _sequence(lines: list[_Line], i: int, indent: int) -> tuple[list[Any], int]:
-    items: list[Any] = []
-    while i < len(lines) and lines[i].indent == indent and _is_item(lines[i]):
-        line = lines[i]
-        rest = line.text[1:]
-        content = rest.lstrip(" \t")
-        if not content or content.startswith("#"):
-            if i + 1 < len(lines) and lines[i + 1].indent > indent:
-                value, i = _block(lines, i + 1, lines[i + 1].indent)
-            else:
-                value, i = None, i + 1
-        else:
-            # "- key: value" opens a mapping whose keys line up with "key".
-            column = indent + 1 + (len(rest) - len(content))
-            lines[i] = _Line(line.number, column, content)
-            value, i = _block(lines, i, column)
-        items.append(value)
-    _check_dedent(lines, i, indent)
-    return items, i
-
-
-def _mapping(lines: list[_Line], i: int, indent: int) -> tuple[dict[str, Any], int]:
-    result: dict[str, Any] = {}
-    while i < len(lines) and lines[i].indent == indent:
-        line = lines[i]
-        if _is_item(line):
-            raise YamlError(line.number, "a sequence item ('- ') where a mapping key was expected")
-        split = _split_key(line)
-        if split is None:
-            raise YamlError(line.number, f"expected 'key: value' (got {_preview(line.text)})")
-        key, rest = split
-        if key in result:
-            raise YamlError(line.number, f"duplicate key {json.dumps(key)}")
-        if not rest or rest.startswith("#"):
-            nxt = lines[i + 1] if i + 1 < len(lines) else None
-            if nxt is not None and (nxt.indent > indent or (nxt.indent == indent and _is_item(nxt))):
-                value, i = _block(lines, i + 1, nxt.indent)
-            else:
-                value, i = None, i + 1
-        else:
-            value, i = _scalar(rest, line.number), i + 1
-        result[key] = value
-    _check_dedent(lines, i, indent)
-    return result, i
-
-
-def _check_dedent(lines: list[_Line], i: int, indent: int) -> None:
-    """After a block at ``indent``, the next line must not be indented deeper."""
-    if i < len(lines) and lines[i].indent > indent:
-        raise YamlError(
-            lines[i].number,
-            f"unexpected indentation {_preview(lines[i].text)} ({lines[i].indent} spaces where at most "
-            f"{indent} fit; a value cannot continue on the next line)",
-        )
-
-
-def _split_key(line: _Line) -> tuple[str, str] | None:
-    """``key: rest`` → (key, rest without leading blanks); None when the line is no key."""
-    text = line.text
-    if text[0] in "\"'":
-        key, end = _quoted(text, line.number)
-        after = text[end:].lstrip(" ")
-        if not after.startswith(":"):
-            return None
-        rest = after[1:]
-        if rest and rest[0] not in " \t":
-            return None
-        return key, rest.strip()
-    if text.startswith("? "):
-        raise YamlError(line.number, "complex mapping keys ('? ') are not supported")
-    match = re.search(r":(?:[ \t]|$)", text)
-    if match is None:
-        return None
-    key = text[: match.start()].rstrip()
-    if not key or key.startswith(("#", "{", "[")):
-        return None
-    if key[0] in "&*!|>%@`":
-        raise YamlError(line.number, f"anchors, aliases, tags and reserved characters are not supported (got {_preview(key)})")
-    return key, text[match.end():].strip()
-
-
-def _scalar(text: str, number: int) -> Any:
-    """A value on one line: quoted, ``{}``/``[]``, or plain (with bool/null/int typing)."""
-    if text[0] in "\"'":
-        value, end = _quoted(text, number)
-        tail = text[end:]
-        if tail.strip() and not re.match(r"^[ \t]+#", tail):
-            raise YamlError(number, f"unexpected text after the quoted string (got {_preview(tail.strip())})")
-        return value
-    hash_at = re.search(r"[ \t]#", text)
-    plain = (text[: hash_at.start()] if hash_at else text).rstrip()
-    if plain in ("{}", "[]"):
-        return {} if plain == "{}" else []
-    first = plain[0]
-    if first in "{[":
-        raise YamlError(number, f"flow collections other than {{}} and [] are not supported (got {_preview(plain)})")
-    if first in "&*!":
-        raise YamlError(number, f"anchors, aliases and tags are not supported (got {_preview(plain)})")
-    if first in "|>":
-        raise YamlError(number, f"block scalars ('|' and '>') are not supported (got {_preview(plain)}); "
-                                "put the value on one line, quoted if needed")
-    if first in "@`%" or plain.startswith(("- ", "? ")) or plain in ("-", "?"):
-        raise YamlError(number, f"a plain value cannot start with {first!r} (got {_preview(plain)}); quote it")
-    if re.search(r":(?:[ \t]|$)", plain):
-        raise YamlError(number, f"a ': ' inside a plain value (got {_preview(plain)}); quote the value")
-    if plain in _PLAIN_TRUE:
-        return True
-    if plain in _PLAIN_FALSE:
-        return False
-    if plain in _PLAIN_NULL:
-        return None
-    if _INT.match(plain):
-        return int(plain)
-    if _FLOAT.match(plain):
-        return float(plain.replace("_", ""))
-    if plain in _FLOAT_SPECIAL:
-        return float(_FLOAT_SPECIAL[plain])
-    return plain
-
-
-def _quoted(text: str, number: int) -> tuple[str, int]:
-    """A single- or double-quoted scalar at the start of ``text``: (value, index after it)."""
-    quote = text[0]
-    out: list[str] = []
-    i = 1
-    while i < len(text):
-        ch = text[i]
-        if quote == "'":
-            if ch == "'":
-                if text[i + 1 : i + 2] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                return "".join(out), i + 1
-            out.append(ch)
-            i += 1
-            continue
-        if ch == '"':
-            return "".join(out), i + 1
-        if ch == "\\":
-            esc = text[i + 1 : i + 2]
-            if esc in _ESCAPES:
-                out.append(_ESCAPES[esc])
-                i += 2
-                continue
-            if esc in _HEX_ESCAPES:
-                width = _HEX_ESCAPES[esc]
-                digits = text[i + 2 : i + 2 + width]
-                if len(digits) != width or not re.fullmatch(r"[0-9a-fA-F]+", digits):
-                    raise YamlError(number, f"bad escape \\{esc}{digits} in a double-quoted string")
-                out.append(chr(int(digits, 16)))
-                i += 2 + width
-                continue
-            raise YamlError(number, f"unknown escape \\{esc} in a double-quoted string")
-        out.append(ch)
-        i += 1
-    raise YamlError(number, f"unterminated {'single' if quote == chr(39) else 'double'}-quoted string "
-                            "(multi-line strings are not supported)")
-
-
-def _preview(text: str) -> str:
-    return json.dumps(text if len(text) <= 40 else text[:37] + "...")

@@ -84,12 +84,10 @@ def main(environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str]
 def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], stdout: IO[str],
          stderr: IO[str], env_factory: Callable[[Mapping[str, str]], Environment] | None) -> int:
     import json
-    import logging
 
-    from plugin.cni import protocol
+    from plugin.cni import logs, protocol
 
-    logger = logging.getLogger("netplex")
-    saved = (logger.propagate, logger.level)  # restored: main() may run inside a bigger process
+    saved: tuple[bool, int] | None = None  # the "netplex" logger's settings, restored at the end
     version = ""  # the request's cniVersion, once known
     handlers: list[logging.Handler] = []
     try:
@@ -98,7 +96,11 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
         asked = data.get("cniVersion") if isinstance(data, dict) else None
         version = asked if isinstance(asked, str) and asked in protocol.SUPPORTED_VERSIONS else ""
         cfg = _parse_config(data)
-        handlers = _setup_logging(cfg, stderr)
+        if cfg.log_file or "logging" in sys.modules:
+            saved = _logger_settings()  # main() may run inside a bigger process (the daemon, tests)
+            handlers = _setup_logging(cfg, stderr)
+        else:  # stderr at most: logging is not even imported (plugin.cni.logs)
+            logs.configure(LOG_LEVELS.get(cfg.log_level, logs.ERROR), stderr if cfg.log_to_stderr else None)
         _check_version(cfg.cni_version, inv.command)
         daemon_down = environ.get(DAEMON_DOWN)
         if daemon_down is not None:
@@ -122,24 +124,42 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
     except protocol.CniError as exc:
         stdout.write(exc.to_json(version) + "\n")
         if handlers:
-            logger.error("%s failed: %s", command, exc)
+            _logger().error("%s failed: %s", command, exc)
+        elif logs.stream is not None:
+            logs.get_logger("netplex").error("%s failed: %s", command, exc)
         return 1
     except Exception as exc:  # a bug: still JSON on stdout, the traceback in the log
         if handlers:
-            logger.exception("%s failed unexpectedly", command)
+            _logger().exception("%s failed unexpectedly", command)
         else:
             import traceback
 
+            if logs.stream is not None:
+                logs.get_logger("netplex").error("%s failed unexpectedly", command)
             traceback.print_exc(file=stderr)
         error = protocol.CniError(protocol.INTERNAL, f"internal error during {command}: {type(exc).__name__}: {exc}")
         stdout.write(error.to_json(version) + "\n")
         return 1
     finally:
-        for handler in handlers:
-            logger.removeHandler(handler)
-            handler.close()
-        logger.propagate = saved[0]
-        logger.setLevel(saved[1])
+        logs.configure(logs.ERROR, None)
+        if saved is not None:
+            logger = _logger()
+            for handler in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+            logger.propagate = saved[0]
+            logger.setLevel(saved[1])
+
+
+def _logger() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("netplex")
+
+
+def _logger_settings() -> tuple[bool, int]:
+    logger = _logger()
+    return logger.propagate, logger.level
 
 
 def _read_stdin(stdin: IO[bytes] | IO[str]) -> bytes:
@@ -156,7 +176,11 @@ def _decode_config(raw: bytes) -> object:
     import json
 
     from plugin.cni import protocol
+    from plugin.model import limits
 
+    problem = limits.depth_problem(limits.text_depth(raw.decode("utf-8", "replace")))
+    if problem:  # checked on the text: the decoder and every walk of the result recurse
+        raise protocol.CniError(protocol.INVALID_CONFIG, f"invalid netplex configuration: the configuration {problem}")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:

@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from plugin.model.names import check_container_id, check_interface_name, check_ip, parse_cidr
 from plugin.model.problems import show, type_name
+from plugin.model.records import record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _listed(lines: list[str]) -> str:
 # --------------------------------------------------------------------------- environment
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Invocation:
     """One execution of the plugin, as the ``CNI_*`` environment describes it.
 
@@ -440,7 +440,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Canonical:
     """A result in 1.1.0 terms; ``None`` for a top-level key the source did not have."""
 

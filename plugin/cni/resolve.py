@@ -33,10 +33,10 @@ import copy
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from plugin.cni.config import PluginConfig
-from plugin.model import netconf, selection
+from plugin.model import limits, netconf, selection
+from plugin.model.records import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class ResolveError(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Delegate:
     """One attachment to make: which network, on which interface, with what."""
 
@@ -84,8 +84,16 @@ NextDevice = Callable[[str, str], str]  # (resource, network) -> device ID
 
 
 def _decode_file(path: str) -> Any:
+    """A CNI config file; ``OSError`` when unreadable, ``ValueError`` when it is not JSON or
+    nests deeper than :data:`plugin.model.limits.MAX_DEPTH` (checked on the text, before
+    the decoder recurses), so that callers can skip one bad file and go on."""
     with open(path, "rb") as handle:
-        return json.loads(handle.read())
+        raw = handle.read()
+    text = raw.decode(json.detect_encoding(raw))  # as json.loads(bytes) would, UTF-8/16/32
+    problem = limits.depth_problem(limits.text_depth(text))
+    if problem:
+        raise ValueError(f"the file {problem}")
+    return json.loads(text)
 
 
 def find_conf_by_name(conf_dir: str, name: str) -> tuple[Mapping[str, Any] | None, list[str]]:
@@ -156,13 +164,33 @@ def resolve_network_ref(value: str, cfg: PluginConfig, get_nad: GetNad | None) -
     return value, _normalize(data, None, f"{cfg.conf_dir} ({value})")
 
 
+_PARSED: dict[tuple[str, str], netconf.NetConfResult] = {}
+PARSED_KEPT = 512
+
+
+def _parse_nad_config(config: object, name: str) -> netconf.NetConfResult:
+    """``parse_netconf``, remembered by (text, NAD name) for a process that serves many
+    pods (the netplex-node daemon: the same NADs, pod after pod; a parse is 1-2 ms). The
+    result is pure and never mutated here: callers get copies of its conflist."""
+    if not isinstance(config, str):
+        return netconf.parse_netconf(config, name)
+    key = (config, name)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = netconf.parse_netconf(config, name)
+        if len(_PARSED) >= PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
 def conflist_of_nad(nad: Mapping[str, Any], cfg: PluginConfig) -> dict[str, Any]:
     """A NAD's config (name injected, NPWG-5), or the on-disk one when spec.config is empty (NPWG-4)."""
     meta = nad.get("metadata") or {}
     name = str(meta.get("name", ""))
     namespace = str(meta.get("namespace", ""))
     spec = nad.get("spec") if isinstance(nad.get("spec"), Mapping) else {}
-    parsed = netconf.parse_netconf(spec.get("config") if isinstance(spec, Mapping) else None, name)
+    parsed = _parse_nad_config(spec.get("config") if isinstance(spec, Mapping) else None, name)
     if parsed.kind == "empty":
         data, skipped = find_conf_by_name(cfg.conf_dir, name)
         if data is None:
@@ -177,7 +205,8 @@ def conflist_of_nad(nad: Mapping[str, Any], cfg: PluginConfig) -> dict[str, Any]
             f'network-attachment-definition "{namespace}/{name}" has an invalid spec.config: '
             + "; ".join(str(p) for p in parsed.errors)
         )
-    return dict(parsed.conflist)
+    copied: dict[str, Any] = json.loads(json.dumps(parsed.conflist))  # the memo's copy stays as parsed
+    return copied
 
 
 def declared_capabilities(conflist: Mapping[str, Any]) -> frozenset[str]:

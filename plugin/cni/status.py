@@ -27,11 +27,11 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from plugin.cni import protocol
 from plugin.model.names import check_interface_name, check_ip, check_ip_or_cidr, parse_cidr
 from plugin.model.problems import ANNOTATION_PATH, Problem, show, type_name
+from plugin.model.records import record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class NetworkStatus:
     """One attachment's entry in the network-status list.
 

@@ -32,7 +32,7 @@ INT_MAX_DIGITS = 100
 """Digits allowed in any integer read from JSON or YAML: no Kubernetes or CNI field holds
 more than 20 (uint64), and ``int()`` raises past 4,300 with advice meant for programmers."""
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')  # unrolled: one step per run of plain characters
 
 
 def text_depth(text: str, stop_after: int = MAX_DEPTH) -> int:

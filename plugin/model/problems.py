@@ -9,9 +9,9 @@ turns them into ``status.details.causes`` one for one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from plugin.model import limits
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ANNOTATION_PATH = "metadata.annotations[{key}]"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Problem:
     """One thing wrong (or suspicious) with one field.
 
@@ -42,7 +42,7 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Findings:
     """Errors (the object must not be admitted) and warnings (it works, but is probably wrong)."""
 
@@ -57,7 +57,7 @@ class Findings:
         return Findings(self.errors + other.errors, self.warnings + other.warnings)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Collector:
     """Mutable accumulator used while one parser walks its input."""
 

@@ -43,7 +43,6 @@ import json
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from plugin.model import limits, names
 from plugin.model.problems import (
@@ -55,6 +54,7 @@ from plugin.model.problems import (
     show,
     type_name,
 )
+from plugin.model.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (~4 ms per start); mypy takes this as True
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PortMapping:
     """One ``portMappings`` entry (NPWG-17), forwarded as ``runtimeConfig.portMappings``."""
 
@@ -145,7 +145,7 @@ class PortMapping:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bandwidth:
     """``bandwidth`` (NPWG-18): rates in bit/s, bursts in bits; ``None`` = not set."""
 
@@ -160,7 +160,7 @@ class Bandwidth:
         return {key: v for key, v in zip(BANDWIDTH_KEYS, values, strict=True) if v is not None}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Selection:
     """One attachment the pod asks for: one element of the annotation, fully resolved.
 
@@ -263,7 +263,7 @@ class Selection:
         return all(_short_safe(part) for part in parts)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class SelectionResult:
     """What one annotation value selects, and what is wrong with it.
 
@@ -361,7 +361,7 @@ def format_networks(selections: Sequence[Selection], form: Literal["short", "jso
 # --------------------------------------------------------------------------- the parser
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Draft:
     """One element while the annotation is being read; becomes a :class:`Selection`."""
 

@@ -42,36 +42,27 @@ class ServiceAccount:
 
 
 def render(server: str, account: ServiceAccount) -> bytes:
-    """Kubeconfig YAML that both kubectl and ``plugin.cni.kubeconfig`` read.
+    """The kubeconfig, as JSON: kubectl reads it (JSON is YAML), and the plugin reads it with
+    ``json`` alone, which every plugin run imports anyway; the YAML reader
+    (``plugin.cni.yamlreader``) is then never imported on a node's default path.
 
-    Strings are JSON-quoted, which is valid double-quoted YAML and inside the subset that
-    ``plugin.cni.kubeconfig`` parses; stable output means no rewrite while nothing changed.
+    Stable output (fixed key order) means no rewrite while nothing changed.
     """
-    q = json.dumps
-    ca = base64.b64encode(account.ca).decode("ascii")
-    lines = [
-        "# Written by netplex-install from its pod's service account; rewritten when the token rotates.",
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        f"- name: {CONTEXT}",
-        "  cluster:",
-        f"    server: {q(server)}",
-        f"    certificate-authority-data: {q(ca)}",
-        "users:",
-        f"- name: {CONTEXT}",
-        "  user:",
-        f"    token: {q(account.token)}",
-        "contexts:",
-        f"- name: {CONTEXT}",
-        "  context:",
-        f"    cluster: {CONTEXT}",
-        f"    user: {CONTEXT}",
-    ]
+    context: dict[str, str] = {"cluster": CONTEXT, "user": CONTEXT}
     if account.namespace:
-        lines.append(f"    namespace: {q(account.namespace)}")
-    lines.append(f"current-context: {CONTEXT}")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+        context["namespace"] = account.namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(account.ca).decode("ascii"),
+        }}],
+        "users": [{"name": CONTEXT, "user": {"token": account.token}}],
+        "contexts": [{"name": CONTEXT, "context": context}],
+        "current-context": CONTEXT,
+    }
+    return (json.dumps(config, indent=2) + "\n").encode("utf-8")
 
 
 def token_expiry(token: str) -> float | None:

@@ -22,18 +22,17 @@ SIGTERM/SIGINT: stop accepting, let requests in flight finish (``--shutdown-time
 exit 0.
 
 Delegates are started by :func:`delegate_runner`: in the host's root with ``--chroot``
-(as Multus thick's ``chrootDir``), and for ADD tied to the request thread's life.
+(as Multus thick's ``chrootDir``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import functools
 import io
 import logging
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -136,37 +135,23 @@ class NodeHooks(Hooks):
 # ---------------------------------------------------------------------------- running
 
 
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: a forked child only calls it
-PR_SET_PDEATHSIG = 1
+def delegate_runner(chroot: str | None = None, chroot_program: str = "chroot") -> delegate.ExecFn:
+    """How the daemon starts a delegate: as the thin plugin does, or, with ``--chroot``,
+    inside the host's root (``chroot <root> <plugin>``, as Multus thick's ``chrootDir``):
+    the cluster network's plugins expect the host's files (Flannel's
+    ``/run/flannel/subnet.env``, Calico's ``/var/lib/calico``, Cilium's socket, the
+    ``iptables`` that portmap runs), exactly what a runtime would have given them.
 
-
-def delegate_runner(chroot: str | None = None) -> delegate.ExecFn:
-    """How the daemon starts a delegate.
-
-    - ``chroot``: inside the host's root (``--chroot``, the host's ``/`` mounted in the
-      container): the cluster network's plugins expect the host's files (Flannel's
-      ``/run/flannel/subnet.env``, Calico's ``/var/lib/calico``, Cilium's socket, the
-      ``iptables`` that portmap runs), exactly what a runtime would have given them.
-    - An ADD's delegates get SIGKILL when the request thread that started them ends
-      (``PR_SET_PDEATHSIG``): if the daemon is killed mid-ADD, no orphan goes on attaching
-      an interface after the runtime's DEL has cleaned up. A DEL or CHECK that outlives
-      the daemon does no harm, so they start the cheap way when there is no chroot: any
-      ``preexec_fn`` costs a full fork instead of vfork (~3 ms per delegate here).
+    The ``chroot`` program rather than ``os.chroot`` in a ``preexec_fn``: a ``preexec_fn``
+    makes Python fork the whole daemon instead of vfork (~3 ms more per delegate), more
+    than the program's own start. Delegates outlive a daemon killed mid-ADD only outside
+    a container: in the DaemonSet the runtime kills every process of the container with
+    it, and a runtime's DEL after the failed ADD removes whatever a finished one attached.
     """
-
-    def child_setup(die_with_parent: bool) -> None:
-        if die_with_parent:
-            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if chroot:
-            os.chroot(chroot)
-            os.chdir("/")
-
-    for_add = functools.partial(child_setup, True)
-    for_others = functools.partial(child_setup, False) if chroot else None
+    prefix = [chroot_program, chroot] if chroot else []
 
     def run(path: str, env: Mapping[str, str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-        setup = for_add if env.get("CNI_COMMAND") == "ADD" else for_others
-        return delegate.subprocess_exec(path, env, stdin, timeout, preexec_fn=setup)
+        return delegate.subprocess_exec(path, env, stdin, timeout, argv=[*prefix, path] if prefix else None)
 
     return run
 
@@ -534,13 +519,17 @@ class Node:
 
 
 def main_run(args: argparse.Namespace) -> int:
+    chroot_program = shutil.which("chroot") or ""
     if args.chroot is not None and not os.path.isdir(os.path.join(args.chroot, "proc")):
         log.error("--chroot %s does not hold a root file system (no proc directory): mount the host's / there",
                   args.chroot)
         return 2
+    if args.chroot is not None and not chroot_program:
+        log.error("--chroot needs the chroot program (coreutils) on PATH, and there is none")
+        return 2
     node = Node(args, os.environ)
     runner = make_runner(base_environ=os.environ, clients=node.clients(), hooks=node.hooks,
-                         exec_fn=delegate_runner(args.chroot))
+                         exec_fn=delegate_runner(args.chroot, chroot_program))
     server = Server(args.socket, runner, hooks=node.hooks, max_request_bytes=args.max_request_bytes,
                     max_concurrent=args.max_concurrent)
     server.bind()

@@ -355,7 +355,10 @@ def test_daemon_killed_during_add_gives_a_cni_error_and_del_then_leaves_nothing(
     assert error["code"] == 11
     assert error["msg"].startswith("netplex-node stopped before answering")
     assert error["details"].startswith(f"socket {node.sock}; the daemon may have crashed")
-    time.sleep(2.0)  # longer than the slow plugin's wait: had it survived, it would attach now
+    # Outside a container the slow plugin outlives the daemon (in the DaemonSet the runtime
+    # kills the container's processes with it) and attaches its network: wait for that, the
+    # DEL below must remove it too.
+    time.sleep(2.0)
     node.api.stop()
     deleted = node.run("DEL")  # the daemon is gone: the shim runs the thin path from the cache
     assert deleted.returncode == 0, deleted.stdout
@@ -493,13 +496,14 @@ def test_with_chroot_a_delegate_sees_the_host_root_not_the_daemons(tmp_path: Pat
                        "ipam": {"type": "host-local", "subnet": "198.18.70.0/24", "dataDir": "/hl"}}).encode()
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/proc/self/ns/net", "CNI_IFNAME": "eth0",
            "CNI_PATH": CNI_BIN, "PATH": "/usr/bin:/bin"}
-    code, out, err = daemon.delegate_runner(str(root))(program, env, conf, 30.0)
+    run = daemon.delegate_runner(str(root), shutil.which("chroot") or "chroot")
+    code, out, err = run(program, env, conf, 30.0)
     assert code == 0, (out, err)
     assert json.loads(out)["ips"][0]["address"] == "198.18.70.2/24"
     assert (root / "hl" / "chrooted" / "198.18.70.2").exists()
     assert not Path("/hl").exists()
     env["CNI_COMMAND"] = "DEL"
-    assert daemon.delegate_runner(str(root))(program, env, conf, 30.0)[0] == 0  # DEL: chrooted too
+    assert run(program, env, conf, 30.0)[0] == 0  # DEL: chrooted too
     assert not (root / "hl" / "chrooted" / "198.18.70.2").exists()
 
 

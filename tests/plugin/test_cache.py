@@ -147,3 +147,47 @@ def test_add_makes_the_entry_durable_before_the_first_delegate_and_after_the_las
         out = plugin.run("ADD", plugin.config(cluster(), kubeconfig=str(api.kubeconfig(tmp_path / "kubeconfig"))))
     assert out.code == 0, out.stdout
     assert writes == [(0, True), (1, False), (2, False), (3, True)]
+
+
+# ------------------------------------------- a cache directory that cannot be used (issue 12)
+
+
+def test_a_cni_dir_that_is_a_file_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
+    cni_dir = tmp_path / "cni"
+    cni_dir.write_text("not a directory")
+    with pytest.raises(cache.CacheDirError) as info, cache.sandbox_lock(str(cni_dir), "abc", timeout=1):
+        pass
+    assert info.value.configured is True
+    assert str(info.value) == (f'"cniDir" {cni_dir} is a file, not a directory; set "cniDir" to a directory '
+                               "(netplex creates it when it is missing)")
+
+
+def test_a_cni_dir_under_a_file_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    cni_dir = tmp_path / "file" / "cni"
+    with pytest.raises(cache.CacheDirError) as info, cache.gc_lock(str(cni_dir), timeout=1):
+        pass
+    assert info.value.configured is True
+    assert str(info.value) == (f'"cniDir" {cni_dir} cannot be created: a directory on its way is a file; set '
+                               '"cniDir" to a directory (netplex creates it when it is missing)')
+
+
+@pytest.mark.parametrize("lock", ["sandbox", "gc"])
+def test_a_file_where_the_lock_directory_belongs_is_named_with_the_fix(tmp_path: Path, lock: str) -> None:
+    (tmp_path / cache.LOCK_DIR).write_text("")
+    with pytest.raises(cache.CacheDirError) as info, (
+            cache.sandbox_lock(str(tmp_path), "abc", timeout=1) if lock == "sandbox"
+            else cache.gc_lock(str(tmp_path), timeout=1)):
+        pass
+    assert info.value.configured is False
+    assert str(info.value) == (f'{tmp_path / ".locks"} in "cniDir" {tmp_path} is a file, not a directory; remove it '
+                               "(netplex keeps its lock files there)")
+
+
+def test_a_directory_where_a_lock_file_belongs_is_named(tmp_path: Path) -> None:
+    (tmp_path / cache.LOCK_DIR / "abc").mkdir(parents=True)
+    with pytest.raises(cache.CacheDirError) as info, cache.sandbox_lock(str(tmp_path), "abc", timeout=1):
+        pass
+    assert info.value.configured is False
+    assert str(info.value) == (f'cannot open the lock file {tmp_path / ".locks" / "abc"} in "cniDir" {tmp_path}: '
+                               "Is a directory")

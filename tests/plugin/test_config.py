@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,3 +91,47 @@ def test_a_cluster_network_is_required() -> None:
         config.parse_plugin_config({"cniVersion": "1.0.0", "name": "n", "type": "netplex", "delegates": []})
     with pytest.raises(config.ConfigError, match="must be a JSON object"):
         config.parse_plugin_config([])
+
+
+# ------------------------------------------------- paths the kernel would refuse (issue 12)
+
+PATH_KEYS = ["kubeconfig", "confDir", "cniDir", "cacheDir", "binDir", "readinessindicatorfile", "logFile",
+             "deviceCheckpointFile"]
+
+
+@pytest.mark.parametrize("key", PATH_KEYS)
+def test_a_path_with_a_nul_character_is_refused_naming_the_key(key: str) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_plugin_config(base(**{key: "/var/log/net\x00plex.log"}))
+    assert str(info.value) == (f'"{key}" contains a NUL character (got "/var/log/net\\u0000plex.log"); '
+                               "a path cannot contain NUL")
+
+
+@pytest.mark.parametrize("key", PATH_KEYS)
+def test_a_path_with_a_name_longer_than_255_bytes_is_refused_naming_the_key(key: str) -> None:
+    value = "/var/lib/" + "é" * 128  # 256 bytes in UTF-8, 128 characters
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_plugin_config(base(**{key: value}))
+    assert str(info.value) == (f"\"{key}\" has a name of 256 bytes between two '/' (got \"/var/lib/{'é' * 67}...); "
+                               "each name in a path has at most 255 bytes")
+
+
+def test_a_name_of_exactly_255_bytes_is_accepted() -> None:
+    value = "/var/lib/" + "x" * 255
+    assert config.parse_plugin_config(base(cniDir=value)).cni_dir == value
+
+
+def test_a_path_longer_than_path_max_is_refused() -> None:
+    value = "/d" + "/" .join(["x" * 200] * 21)  # 4,222 bytes, every name short enough
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_plugin_config(base(cniDir=value))
+    assert str(info.value).startswith(f'"cniDir" is {len(value)} bytes long (got "/dxxx')
+    assert str(info.value).endswith("); a path has at most 4095 bytes")
+
+
+def test_a_path_that_is_not_unicode_text_is_refused() -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_plugin_config(json.loads('{"cniVersion": "1.0.0", "name": "n", "type": "netplex", '
+                                              '"clusterNetwork": "c", "logFile": "/var/log/\\ud800.log"}'))
+    assert str(info.value).startswith('"logFile" is not valid Unicode text (got ')
+    assert str(info.value).endswith("); write the path in UTF-8")

@@ -423,10 +423,9 @@ def test_add_with_no_inode_left_for_the_lock_file_fails_before_any_delegate_and_
         error = plugin.run("ADD", plugin.config(fake_conflist({"type": "fake-a"}, name="cluster-net"))).error
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-    assert error["code"] == 5
-    assert error["msg"] == (f"cannot lock container cid1 in {mount} (cniDir): [Errno 28] No space left on device: "
-                            f"'{mount}/.locks/cid1'")
-    assert error["details"] == f"nothing was done; free space in {mount} (cniDir) and retry"
+    assert (error["code"], error["msg"]) == (5, "cannot lock container cid1")
+    assert error["details"] == (f'cannot open the lock file {mount}/.locks/cid1 in "cniDir" {mount}: '
+                                "No space left on device")
     assert fake_plugins.calls() == []
 
 

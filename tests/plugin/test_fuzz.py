@@ -199,36 +199,25 @@ def test_main_answers_any_environment_and_stdin_with_one_cni_json_and_never_999(
 # ---------------------------------------------------------------------- what the fuzz found
 
 
-def test_a_cni_dir_that_is_a_file_is_an_io_error_naming_it_not_an_internal_error(tmp_path: Path) -> None:
+def test_a_cni_dir_that_is_a_file_is_a_config_error_naming_it_not_an_internal_error(tmp_path: Path) -> None:
     """Found by the fuzz: ``cniDir`` naming a file made ADD, DEL, CHECK and GC answer 999
-    (the lock directory could not be made); each now says which directory and why, before
-    anything runs."""
+    (the lock directory could not be made). Main fixed the same meanwhile (code 7 naming
+    ``cniDir``, ``plugin.cni.cache.CacheDirError``); this holds it for every verb."""
     prepare(str(tmp_path))
-    conf = json.dumps({"cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "cniDir": f"{tmp_path}/file",
-                       "binDir": f"{tmp_path}/bin",
-                       "delegates": [{"cniVersion": "1.0.0", "name": "cluster-net", "type": "fake-a"}]}).encode()
-    for command in ("ADD", "DEL", "CHECK"):
+    conf = {"cniVersion": "1.1.0", "name": "netplex", "type": "netplex", "cniDir": f"{tmp_path}/file",
+            "binDir": f"{tmp_path}/bin", "delegates": [{"cniVersion": "1.0.0", "name": "cluster-net", "type": "fake-a"}]}
+    why = (f'"cniDir" {tmp_path}/file is a file, not a directory; set "cniDir" to a directory (netplex creates it '
+           "when it is missing)")
+    for command, msg in (("ADD", "cannot lock container cid1"), ("DEL", "cannot lock container cid1"),
+                         ("CHECK", "cannot lock container cid1"),
+                         ("GC", "cannot lock the cache for garbage collection")):
         environ = {"CNI_COMMAND": command, "CNI_CONTAINERID": "cid1", "CNI_NETNS": f"{tmp_path}/netns",
                    "CNI_IFNAME": "eth0", "CNI_PATH": f"{tmp_path}/bin"}
         out, err = io.StringIO(), io.StringIO()
-        code = main.main(environ, io.BytesIO(conf), out, err, env_factory=lambda env: commands.Environment(
-            env, exec_fn=fake_exec, lock_timeout=1.0))
+        code = main.main(environ, io.BytesIO(json.dumps(conf).encode()), out, err,
+                         env_factory=lambda env: commands.Environment(env, exec_fn=fake_exec, lock_timeout=1.0))
         assert code == 1
-        assert json.loads(out.getvalue()) == {
-            "cniVersion": "1.0.0", "code": 5,
-            "msg": f"cannot lock container cid1 in {tmp_path}/file (cniDir): [Errno 17] File exists: "
-                   f"'{tmp_path}/file'",
-            "details": "nothing was done; cniDir must name a directory that netplex can write"}
-    out, err = io.StringIO(), io.StringIO()
-    gc = conf.replace(b'"1.0.0", "name": "netplex"', b'"1.1.0", "name": "netplex"')
-    code = main.main({"CNI_COMMAND": "GC", "CNI_PATH": f"{tmp_path}/bin"}, io.BytesIO(gc), out, err,
-                     env_factory=lambda env: commands.Environment(env, exec_fn=fake_exec, lock_timeout=1.0))
-    assert code == 1
-    assert json.loads(out.getvalue()) == {
-        "cniVersion": "1.1.0", "code": 5,
-        "msg": f"cannot take the garbage collection lock in {tmp_path}/file (cniDir): [Errno 17] File exists: "
-               f"'{tmp_path}/file'",
-        "details": "nothing was done; cniDir must name a directory that netplex can write"}
+        assert json.loads(out.getvalue()) == {"cniVersion": "1.1.0", "code": 7, "msg": msg, "details": why}
 
 
 def test_gc_with_a_cluster_network_that_cannot_be_found_is_code_7_not_999(tmp_path: Path) -> None:

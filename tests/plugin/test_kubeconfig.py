@@ -1,20 +1,24 @@
-"""Kubeconfig reading: the YAML subset, current-context resolution, files, in-cluster."""
+"""Kubeconfig reading: files as kubectl, kubeadm, kind, k3s and the cloud CLIs write them,
+current-context resolution, the keys the plugin uses and refuses, files, in-cluster.
+
+The YAML reader itself is tested in ``test_yamlreader.py``."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from plugin.cni import kubeconfig
-from plugin.cni.kubeconfig import Connection, KubeconfigError, YamlError, parse_yaml
+from plugin.cni.kubeconfig import Connection, KubeconfigError
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBclient\n-----END CERTIFICATE-----\n"
@@ -116,15 +120,12 @@ def test_current_context_picks_its_cluster_and_user_among_several(tmp_path: Path
             user:
               token: "s3cr\\u0065t!"
         """)
-    with pytest.raises(KubeconfigError) as info:
-        kubeconfig.from_kubeconfig(write(tmp_path, "kc", text))
-    # the dev context uses a non-empty flow mapping, which is outside the subset
-    assert str(info.value).endswith(
-        'line 8: flow collections other than {} and [] are not supported (got "{cluster: dev, user: dev}")')
-    fixed = text.replace("context: {cluster: dev, user: dev}", "context:\n          cluster: dev\n          user: dev")
-    conn = kubeconfig.from_kubeconfig(write(tmp_path, "kc", fixed))
+    conn = kubeconfig.from_kubeconfig(write(tmp_path, "kc", text))
     assert conn == Connection(server="https://prod.example:6443", insecure=True, token="s3cret!",
                               tls_server_name="kubernetes.default")
+    dev = kubeconfig.from_kubeconfig(write(tmp_path, "kc", text.replace('current-context: "prod"',
+                                                                          "current-context: dev")))
+    assert dev == Connection(server="https://dev:6443")  # the flow-style context {cluster: dev, user: dev}
 
 
 def test_token_file_and_relative_certificate_paths_are_read_from_the_kubeconfig_directory(
@@ -221,18 +222,13 @@ def test_in_cluster_without_port_explains_what_is_missing() -> None:
 # ----------------------------------------------------------------- refusals
 
 
-def test_exec_credential_plugin_is_refused_with_what_to_use_instead(tmp_path: Path) -> None:
-    user = ("    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n"
-            "      args:\n      - eks\n      - get-token")
+def test_exec_without_a_command_is_refused_all_the_same(tmp_path: Path) -> None:
+    user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1"
     assert error_of(tmp_path, minimal(user=user)) == (
-        f"kubeconfig {tmp_path / 'kubeconfig'}: user \"u\" authenticates with exec, which is not supported "
-        "by the netplex plugin; use a token or client certificate")
-
-
-def test_auth_provider_is_refused(tmp_path: Path) -> None:
-    message = error_of(tmp_path, minimal(user="    auth-provider:\n      name: oidc"))
-    assert message.endswith('user "u" authenticates with auth-provider, which is not supported by the '
-                            "netplex plugin; use a token or client certificate")
+        f'kubeconfig {tmp_path / "kubeconfig"}: user "u" authenticates with exec, which the netplex plugin does '
+        "not support: it runs no credential plugins (it starts for every pod on the node, where such commands "
+        "and their logins are not available); use a user with a token, tokenFile or client certificate, such as "
+        "the kubeconfig netplex-install writes from its service account")
 
 
 def test_basic_auth_and_impersonation_are_refused(tmp_path: Path) -> None:
@@ -328,107 +324,183 @@ def test_kubeconfig_that_is_a_list_is_reported(tmp_path: Path) -> None:
 
 def test_malformed_json_reports_the_line(tmp_path: Path) -> None:
     assert error_of(tmp_path, '\n{\n  "apiVersion": "v1",\n  "kind" "Config"\n}\n') == (
-        f"kubeconfig {tmp_path / 'kubeconfig'}: line 4: invalid JSON: Expecting ':' delimiter")
+        f"kubeconfig {tmp_path / 'kubeconfig'}: line 4: expected ',' or '}}' in the flow mapping opened on line 2 "
+        "(got \"\\\"Config\\\"\") (read as JSON: line 4: Expecting ':' delimiter)")
 
 
-# ----------------------------------------------------------------- the YAML subset
 
 
-def test_malformed_yaml_line_is_reported_with_its_number(tmp_path: Path) -> None:
-    text = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://a\n   name: broken-indent\n"
-    assert error_of(tmp_path, text) == (
-        f"kubeconfig {tmp_path / 'kubeconfig'}: line 5: unexpected indentation \"name: broken-indent\" "
-        "(3 spaces where at most 2 fit; a value cannot continue on the next line)")
+# ------------------------------------------------------- kubeconfigs as tools write them
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubeconfigs"
+FIXTURE_CA = (FIXTURES / "pki" / "ca.crt").read_bytes()
+
+
+def fixture_data(name: str) -> dict[str, Any]:
+    """The fixture as PyYAML reads it: the oracle for the base64 fields."""
+    data: dict[str, Any] = yaml.safe_load((FIXTURES / name).read_text())
+    return data
+
+
+def b64_field(name: str, section: str, key: str, index: int = 0) -> bytes:
+    return base64.b64decode(fixture_data(name)[section][index][section[:-1]][key])
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("name", "server", "token", "client_cert"),
     [
-        ("a: &anchor x\n", 'line 1: anchors, aliases and tags are not supported (got "&anchor x")'),
-        ("a: *alias\n", 'line 1: anchors, aliases and tags are not supported (got "*alias")'),
-        ("a: !!str x\n", 'line 1: anchors, aliases and tags are not supported (got "!!str x")'),
-        ("a: |\n  text\n", "line 1: block scalars ('|' and '>') are not supported (got \"|\"); "
-                           "put the value on one line, quoted if needed"),
-        ("a: [x, y]\n", 'line 1: flow collections other than {} and [] are not supported (got "[x, y]")'),
-        ("a: 'open\n", "line 1: unterminated single-quoted string (multi-line strings are not supported)"),
-        ('a: "open\n', "line 1: unterminated double-quoted string (multi-line strings are not supported)"),
-        ('a: "bad \\q"\n', "line 1: unknown escape \\q in a double-quoted string"),
-        ('a: "x" y\n', 'line 1: unexpected text after the quoted string (got "y")'),
-        ("a: b: c\n", "line 1: a ': ' inside a plain value (got \"b: c\"); quote the value"),
-        ("a: 1\na: 2\n", 'line 2: duplicate key "a"'),
-        ("a: 1\n- b\n", "line 2: a sequence item ('- ') where a mapping key was expected"),
-        ("a:\n\tb: 1\n", "line 2: tab in indentation; YAML indents with spaces only"),
-        ("a: 1\n---\nb: 2\n", "line 2: a second document ('---'); a kubeconfig is one document"),
-        ("%YAML 1.2\n---\na: 1\n", 'line 1: YAML directives are not supported (got "%YAML 1.2")'),
-        ("a: one\n  two\n", 'line 2: unexpected indentation "two" (2 spaces where at most 0 fit; '
-                           "a value cannot continue on the next line)"),
-        ("? a\n: b\n", "line 1: complex mapping keys ('? ') are not supported"),
-        ("a: 1\njust text\n", "line 2: expected 'key: value' (got \"just text\")"),
-        ("a: 1\n...\nb: 2\n", "line 3: content after the end of the document ('...')"),
+        ("kubeadm-admin.conf", "https://192.168.122.10:6443", None, True),
+        ("kind.yaml", "https://127.0.0.1:41235", None, True),
+        ("k3s.yaml", "https://127.0.0.1:6443", None, True),
+        ("kubectl-view-json.kubeconfig", "https://192.168.122.10:6443", None, True),
+        ("aks-az-get-credentials-admin.yaml", "https://myakscluster-dns-1a2b3c4d.hcp.eastus.azmk8s.io:443",
+         "5c1f0e6f2a8d4b7c9e3a1d2f4b6c8e0a7d9f1b3c5e7a9c1e3f5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1e3b5d"
+         "7f9a1c3e5b7d9f1a3c5e7b9", True),
     ],
 )
-def test_yaml_outside_the_subset_is_refused_naming_the_line(text: str, message: str) -> None:
-    with pytest.raises(YamlError) as info:
-        parse_yaml(text)
-    assert str(info.value) == message
+def test_kubeconfigs_written_by_cluster_tools_resolve_to_their_server_ca_and_credentials(
+        name: str, server: str, token: str | None, client_cert: bool) -> None:
+    conn = kubeconfig.from_kubeconfig(str(FIXTURES / name))
+    assert conn.ca_data == FIXTURE_CA
+    assert (conn.server, conn.token, conn.insecure, conn.tls_server_name) == (server, token, False, None)
+    if client_cert:
+        assert conn.client_cert_data == b64_field(name, "users", "client-certificate-data")
+        assert conn.client_cert_data.startswith(b"-----BEGIN CERTIFICATE-----\n")
+        assert conn.client_key_data == b64_field(name, "users", "client-key-data")
+        assert conn.client_key_data.startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
 
 
-def test_yaml_subset_reads_what_kubeconfigs_use() -> None:
-    text = textwrap.dedent(f"""\
-        --- # start
-        plain: some words here
-        single: 'it''s # not a comment'
-        double: "tab\\there \\u00e9 \\"q\\""
-        url: https://10.0.0.1:6443   # a comment
-        empty_map: {{}}
-        empty_list: []
-        nothing:
-        tilde: ~
-        yes_bool: true
-        no_bool: False
-        number: 42
-        version: 1.0
-        "quoted key": v
-        long: {LONG_B64}
-        items:
-        - plain item
-        - key: value
-          other: 2
-        -
-          nested: deeper
-        - - inner
-          - list
-        indented:
-          - a
-          -   b
-        ...
-        """)
-    assert parse_yaml(text) == yaml.safe_load(text)
+def test_kubectl_flattened_view_follows_current_context_among_merged_clusters() -> None:
+    conn = kubeconfig.from_kubeconfig(str(FIXTURES / "kubectl-view-raw-flatten.yaml"))
+    assert conn == Connection(
+        server="https://10.20.0.1:6443", ca_data=FIXTURE_CA, tls_server_name="kubernetes.default.svc",
+        token=fixture_data("kubectl-view-raw-flatten.yaml")["users"][1]["user"]["token"])
+    assert conn.token is not None and conn.token.startswith("eyJhbGciOiJSUzI1NiIsImtpZCI6Im5ldHBsZXgifQ.")
 
 
-_SCALARS = st.one_of(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789-_./:=+ @#'\"é\\", max_size=30),
-    st.booleans(),
-    st.none(),
-    st.integers(min_value=-1000, max_value=1000),
+def test_hand_written_flow_style_kubeconfig_of_issue_12_reads_its_files_relative_to_itself() -> None:
+    """The file that made every pod fail at sandbox creation: flow mappings, comments, '---',
+    a quoted server, a CA file and a token file next to it."""
+    conn = kubeconfig.from_kubeconfig(str(FIXTURES / "hand-written-flow.yaml"))
+    assert conn == Connection(server="https://10.0.0.5:6443", ca_data=FIXTURE_CA, token="lab-token-0123456789")
+
+
+@pytest.mark.parametrize(
+    ("name", "user", "command"),
+    [
+        ("eks-aws-update-kubeconfig.yaml", "arn:aws:eks:us-west-2:111122223333:cluster/my-cluster", "aws"),
+        ("gke-gcloud-get-credentials.yaml", "gke_my-project_us-central1-a_my-cluster", "gke-gcloud-auth-plugin"),
+        ("aks-az-get-credentials.yaml", "clusterUser_myResourceGroup_myAKSCluster", "kubelogin"),
+    ],
 )
-_KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_.", min_size=1, max_size=12)
-_TREES = st.recursive(
-    _SCALARS,
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(_KEYS, children, max_size=4)),
-    max_leaves=20,
-)
+def test_cloud_cli_kubeconfigs_with_exec_are_refused_saying_exec_is_not_supported_and_what_to_use(
+        name: str, user: str, command: str) -> None:
+    with pytest.raises(KubeconfigError) as info:
+        kubeconfig.from_kubeconfig(str(FIXTURES / name))
+    assert str(info.value) == (
+        f'kubeconfig {FIXTURES / name}: user "{user}" authenticates with exec (command "{command}"), which the '
+        "netplex plugin does not support: it runs no credential plugins (it starts for every pod on the node, "
+        "where such commands and their logins are not available); use a user with a token, tokenFile or client "
+        "certificate, such as the kubeconfig netplex-install writes from its service account")
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.dictionaries(_KEYS, _TREES, min_size=1, max_size=5), st.sampled_from([2, 4]))
-def test_yaml_subset_agrees_with_pyyaml_or_refuses(tree: dict[str, object], indent: int) -> None:
-    """Whatever PyYAML writes in block style is either read back identically or refused with a
-    line number: never read as something else."""
-    text = yaml.safe_dump(tree, default_flow_style=False, indent=indent, width=10_000, allow_unicode=True)
-    try:
-        parsed = parse_yaml(text)
-    except YamlError as exc:
-        assert str(exc).startswith("line ")
-        return
-    assert parsed == yaml.safe_load(text)
+@pytest.mark.parametrize("flow_style", [True, False, None])
+def test_every_fixture_rewritten_by_pyyaml_in_any_style_gives_the_same_connection(
+        tmp_path: Path, flow_style: bool | None) -> None:
+    for path in sorted(FIXTURES.glob("*.*")):
+        if path.suffix == ".md" or "exec" in path.read_text():
+            continue
+        data = yaml.safe_load(path.read_text())
+        text = yaml.safe_dump(data, default_flow_style=flow_style, width=60)
+        copy = tmp_path / path.name
+        copy.write_text(text)
+        for extra in ("pki", "token"):
+            if not (tmp_path / extra).exists():
+                os.symlink(FIXTURES / extra, tmp_path / extra)
+        assert kubeconfig.from_kubeconfig(str(copy)) == kubeconfig.from_kubeconfig(str(path)), path.name
+
+
+def test_proxy_url_is_refused_naming_it(tmp_path: Path) -> None:
+    cluster = "    server: https://a\n    proxy-url: socks5://proxy.internal:1080"
+    assert error_of(tmp_path, minimal(cluster=cluster)).endswith(
+        'cluster "k": proxy-url is not supported by the netplex plugin (got "socks5://proxy.internal:1080"); '
+        "the plugin connects to the server directly, so give it a kubeconfig without proxy-url and a server "
+        "the node can reach")
+
+
+def test_auth_provider_names_the_provider(tmp_path: Path) -> None:
+    message = error_of(tmp_path, minimal(user="    auth-provider: {name: oidc, config: {idp-issuer-url: x}}"))
+    assert message.endswith('user "u" authenticates with auth-provider (provider "oidc"), which the netplex plugin '
+                            "does not support: it runs no credential plugins (it starts for every pod on the node, "
+                            "where such commands and their logins are not available); use a user with a token, "
+                            "tokenFile or client certificate, such as the kubeconfig netplex-install writes from "
+                            "its service account")
+
+
+def test_a_token_that_yaml_types_as_a_number_is_its_text_as_in_kubectl(tmp_path: Path) -> None:
+    """sigs.k8s.io/yaml gives a string field the text of a number; an octal-looking one is a
+    number to YAML 1.1 (01234567 = 342391) and so to kubectl too."""
+    for value, token in (("1234567890", "1234567890"), ("0123456789", "0123456789"), ("01234567", "342391")):
+        conn = kubeconfig.from_kubeconfig(write(tmp_path, "kc", minimal(user=f"    token: {value}")))
+        assert conn.token == token
+
+
+def test_a_list_where_a_string_belongs_is_named(tmp_path: Path) -> None:
+    assert error_of(tmp_path, minimal(user="    token: [a, b]")).endswith('user "u": token must be a string (got list)')
+
+
+def test_yaml_error_names_the_file_and_the_line(tmp_path: Path) -> None:
+    text = minimal().replace("    cluster: k\n", "    cluster: {name: k\n")
+    assert error_of(tmp_path, text) == (
+        f"kubeconfig {tmp_path / 'kubeconfig'}: line 8: expected ',' or '}}' in the flow mapping opened on line 7 "
+        '(got ": u")')
+
+
+def test_flow_style_kubeconfig_that_is_not_json_is_read_as_yaml(tmp_path: Path) -> None:
+    text = "{apiVersion: v1, kind: Config, current-context: c,\n contexts: [{name: c, context: {cluster: k}}],\n" \
+           " clusters: [{name: k, cluster: {server: 'https://10.0.0.1:6443'}}]}  # PyYAML's flow style\n"
+    assert kubeconfig.from_kubeconfig(write(tmp_path, "kc", text)) == Connection(server="https://10.0.0.1:6443")
+
+
+def test_json_kubeconfig_nested_too_deep_is_refused_before_decoding(tmp_path: Path) -> None:
+    text = '{"apiVersion": "v1", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert error_of(tmp_path, text) == (
+        f"kubeconfig {tmp_path / 'kubeconfig'}: the document is nested more than 32 levels deep; "
+        "at most 32 levels of objects and lists are accepted")
+
+
+def test_the_installers_json_kubeconfig_is_read_without_importing_the_yaml_reader(tmp_path: Path) -> None:
+    """Start-up cost: the node's default kubeconfig (netplex-install's) takes the json path."""
+    from plugin.node import credentials
+
+    path = tmp_path / "netplex.kubeconfig"
+    path.write_bytes(credentials.render("https://10.96.0.1:443", credentials.ServiceAccount("tok", CA_PEM, "ns")))
+    probe = ("import sys; from plugin.cni import kubeconfig; c = kubeconfig.from_kubeconfig(sys.argv[1]); "
+             "print(c.server, c.token, 'plugin.cni.yamlreader' in sys.modules)")
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True,
+                          cwd=repo)
+    assert done.stdout.split() == ["https://10.96.0.1:443", "tok", "False"]
+    yaml_file = tmp_path / "kubeconfig.yaml"
+    yaml_file.write_text(yaml.safe_dump(json.loads(path.read_text())))
+    done = subprocess.run([sys.executable, "-c", probe, str(yaml_file)], capture_output=True, text=True, check=True,
+                          cwd=repo)
+    assert done.stdout.split() == ["https://10.96.0.1:443", "tok", "True"]
+
+
+@pytest.mark.parametrize("key", ["tokenFile", "client-certificate", "certificate-authority"])
+def test_a_file_path_with_a_nul_in_the_kubeconfig_is_named(tmp_path: Path, key: str) -> None:
+    section = "user" if key != "certificate-authority" else "cluster"
+    line = f'    {key}: "pki/a\\u0000b"'
+    text = minimal(user=line + ("\n    client-key: k" if key == "client-certificate" else "")) \
+        if section == "user" else minimal(cluster="    server: https://a\n" + line)
+    where = 'user "u"' if section == "user" else 'cluster "k"'
+    assert error_of(tmp_path, text).endswith(
+        f'{where}: {key}: "{tmp_path}/pki/a\\u0000b" is not a usable path (embedded null byte)')
+
+
+def test_a_json_kubeconfig_with_a_number_int_refuses_is_named_with_its_line(tmp_path: Path) -> None:
+    text = '{"apiVersion": "v1",\n "x": ' + "1" * 5000 + "}"
+    assert error_of(tmp_path, text) == (
+        f"kubeconfig {tmp_path / 'kubeconfig'}: line 2: a number has 5000 digits (111111111111...); at most 100 "
+        "digits are accepted; quote it if it is text")

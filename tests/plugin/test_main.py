@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from plugin.cni import cache, commands, main, protocol
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace, make_pod
@@ -481,6 +482,27 @@ def test_add_reads_the_pod_and_its_nads_and_writes_network_status(plugin: Plugin
     ]
 
 
+def test_a_hand_written_flow_style_kubeconfig_works_as_in_issue_12(plugin: Plugin, api: FakeApiServer,
+                                                                     fake_plugins: FakePlugins) -> None:
+    """Issue 12: with ``context: {cluster: local, user: admin}`` every pod failed at sandbox
+    creation; now the pod gets its networks and its network-status."""
+    assert api.ca_pem is not None
+    (plugin.tmp / "ca.crt").write_bytes(api.ca_pem)
+    token = yaml.safe_load(api.kubeconfig(plugin.tmp / "generated").read_text())["users"][0]["user"]["token"]
+    kubeconfig = plugin.tmp / "admin.conf"
+    kubeconfig.write_text(
+        "# single-node lab cluster\n---\napiVersion: v1\nkind: Config\n"
+        f"clusters:\n  - name: local\n    cluster: {{server: '{api.url}', certificate-authority: ca.crt}}\n"
+        f'users:\n  - {{name: admin, user: {{token: "{token}"}}}}\n'
+        "contexts:\n  - name: local\n    context: {cluster: local, user: admin}\ncurrent-context: local\n")
+    api.create(fake_nad("net-a"))
+    api.create(make_pod("web", annotations={NETWORKS: "net-a@data0"}))
+    out = plugin.run("ADD", plugin.config(cluster(), kubeconfig=str(kubeconfig)))
+    assert out.code == 0, out.stdout
+    assert summary(fake_plugins) == [("ADD", "fake-a", "eth0"), ("ADD", "fake-b", "data0")]
+    assert [entry["name"] for entry in first_status_written(api)] == ["cluster-net", "default/net-a"]
+
+
 def test_missing_kubeconfig_is_code_7_naming_it(plugin: Plugin, fake_plugins: FakePlugins) -> None:
     path = plugin.tmp / "nowhere" / "kubeconfig"
     error = plugin.run("ADD", plugin.config(cluster(), kubeconfig=str(path))).error
@@ -845,6 +867,108 @@ def test_a_waiter_on_a_removed_lock_file_takes_the_new_one_and_never_shares_it(t
     assert events == ["third in", "third out", "second in"]
 
 
+# ------------------------------------------------ bad input gets a code, never 999 (issue 12)
+
+DEPTH = "is nested more than 32 levels deep; at most 32 levels of objects and lists are accepted"
+
+
+def test_a_log_file_path_with_a_nul_is_code_7_naming_the_key(plugin: Plugin, fake_plugins: FakePlugins) -> None:
+    out = plugin.run("ADD", plugin.config(cluster(), logFile="/var/log/netplex\u0000.log"))
+    assert out.error == {"cniVersion": "1.0.0", "code": 7,
+                         "msg": 'invalid netplex configuration: "logFile" contains a NUL character '
+                                           '(got "/var/log/netplex\\u0000.log"); a path cannot contain NUL'}
+    assert "Traceback" not in out.stderr
+    assert fake_plugins.calls() == []
+
+
+@pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK"])
+def test_a_cni_dir_that_is_a_file_is_code_7_naming_it(plugin: Plugin, fake_plugins: FakePlugins,
+                                                      command: str) -> None:
+    plugin.cni_dir.write_text("a file")
+    out = plugin.run(command, plugin.config(cluster()))
+    assert out.error == {"cniVersion": "1.0.0", "code": 7, "msg": "cannot lock container cid1",
+                         "details": f'"cniDir" {plugin.cni_dir} is a file, not a directory; set "cniDir" to a '
+                                    "directory (netplex creates it when it is missing)"}
+    assert "Traceback" not in out.stderr
+    assert fake_plugins.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("cni_dir", "message"),
+    [
+        ("/var/lib/cni/net\u0000plex", '"cniDir" contains a NUL character (got "/var/lib/cni/net\\u0000plex"); '
+                                        "a path cannot contain NUL"),
+        ("/var/lib/" + "n" * 256, "\"cniDir\" has a name of 256 bytes between two '/' (got \"/var/lib/" + "n" * 67
+                                  + "...); each name in a path has at most 255 bytes"),
+    ],
+)
+@pytest.mark.parametrize("command", ["ADD", "DEL", "GC"])
+def test_a_cni_dir_the_kernel_would_refuse_is_code_7_naming_the_key(plugin: Plugin, fake_plugins: FakePlugins,
+                                                                    command: str, cni_dir: str, message: str) -> None:
+    conf = plugin.config(cluster(version="1.1.0"), version="1.1.0", cniDir=cni_dir)
+    out = plugin.run(command, conf, container_id="" if command == "GC" else "cid1")
+    assert out.error == {"cniVersion": "1.1.0", "code": 7, "msg": f"invalid netplex configuration: {message}"}
+    assert fake_plugins.calls() == []
+
+
+@pytest.mark.parametrize(("command", "msg"), [("ADD", "cannot lock container cid1"),
+                                              ("DEL", "cannot lock container cid1"),
+                                              ("GC", "cannot lock the cache for garbage collection")])
+def test_a_file_where_the_lock_directory_belongs_is_code_5_saying_what_to_remove(
+        plugin: Plugin, fake_plugins: FakePlugins, command: str, msg: str) -> None:
+    plugin.cni_dir.mkdir()
+    (plugin.cni_dir / ".locks").write_text("")
+    conf = plugin.config(cluster(version="1.1.0"), version="1.1.0")
+    out = plugin.run(command, conf, container_id="" if command == "GC" else "cid1")
+    assert out.error == {"cniVersion": "1.1.0", "code": 5, "msg": msg,
+                         "details": f'{plugin.cni_dir / ".locks"} in "cniDir" {plugin.cni_dir} is a file, not a '
+                                    "directory; remove it (netplex keeps its lock files there)"}
+    assert fake_plugins.calls() == []
+
+
+def test_a_conf_file_nested_1000_deep_does_not_hide_the_cluster_network_in_conf_dir(
+        plugin: Plugin, fake_plugins: FakePlugins) -> None:
+    conf_dir = plugin.tmp / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "00-deep.conflist").write_text('{"name": "cluster-net", "plugins": ' + "[" * 1000 + "]" * 1000 + "}")
+    (conf_dir / "10-cluster.conflist").write_text(json.dumps(cluster()))
+    out = plugin.run("ADD", plugin.config(clusterNetwork="cluster-net", confDir=str(conf_dir)))
+    assert out.code == 0, out.stdout
+    assert summary(fake_plugins) == [("ADD", "fake-a", "eth0")]
+
+
+def test_a_cluster_network_file_nested_1000_deep_is_code_7_naming_the_file(plugin: Plugin,
+                                                                          fake_plugins: FakePlugins) -> None:
+    deep = plugin.tmp / "deep.conflist"
+    deep.write_text("[" * 1000 + "]" * 1000)
+    error = plugin.run("ADD", plugin.config(clusterNetwork=str(deep))).error
+    assert (error["code"], error["msg"]) == (7, "[default/web]: cannot resolve the pod's networks")
+    assert error["details"] == f"cannot load CNI configuration {deep}: the file {DEPTH}"
+    assert fake_plugins.calls() == []
+
+
+def test_a_configuration_nested_too_deep_is_code_7_before_it_is_decoded(plugin: Plugin,
+                                                                       fake_plugins: FakePlugins) -> None:
+    deep = json.dumps(plugin.config(cluster(), runtimeConfig={"x": "PLACEHOLDER"}))
+    deep = deep.replace('"PLACEHOLDER"', "[" * 900 + "]" * 900)  # decodes, then would recurse further on
+    out = plugin.run("ADD", deep.encode())
+    assert out.error == {"code": 7, "msg": f"invalid netplex configuration: the configuration {DEPTH}"}
+    assert fake_plugins.calls() == []
+
+
+@pytest.mark.parametrize("value", ["", "   ", " \t\n "])
+def test_an_empty_networks_annotation_gets_the_cluster_network_only(plugin: Plugin, api: FakeApiServer,
+                                                                    fake_plugins: FakePlugins, value: str) -> None:
+    """Issue 12: Helm charts render an empty value when no extra network is asked for; Multus
+    runs such a pod with its cluster network only (needs the shared parser's rule that an
+    empty or blank annotation selects nothing, plugin/model/selection.py)."""
+    api.create(make_pod("web", annotations={NETWORKS: value}))
+    out = plugin.run("ADD", api_plugin(plugin, api))
+    assert out.code == 0, out.stdout
+    assert summary(fake_plugins) == [("ADD", "fake-a", "eth0")]
+    assert first_status_written(api) == [{"name": "cluster-net", "interface": "fake-a-eth0", "default": True}]
+
+
 # ------------------------------------------------------------------- start-up cost
 
 PROBE = """
@@ -905,3 +1029,18 @@ def test_a_cached_del_without_kubeconfig_loads_neither_ssl_nor_http_client(tmp_p
     assert third_party(modules) == []
     assert not {"ssl", "_ssl", "http.client", "plugin.cni.k8s", "plugin.cni.kubeconfig"} & set(modules)
     assert not {"plugin.cni.resolve", "plugin.model.selection", "plugin.cni.status"} & set(modules)  # ADD's business only
+    # Issue 10 §6, the import diet: no logging (no logFile), no dataclasses (inspect), no typing.
+    assert not {"logging", "dataclasses", "inspect", "typing"} & set(modules)
+
+
+def test_an_add_without_a_log_file_loads_neither_logging_nor_dataclasses_nor_typing(
+        tmp_path: Path, fake_plugins: FakePlugins) -> None:
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "netplex", "cniDir": str(tmp_path / "cni"),
+            "binDir": fake_plugins.dir, "delegates": [cluster()]}
+    environ = {"CNI_CONTAINERID": "c1", "CNI_NETNS": NETNS, "CNI_IFNAME": "eth0", "CNI_PATH": fake_plugins.dir}
+    modules = loaded_modules(tmp_path, {**environ, "CNI_COMMAND": "ADD"}, json.dumps(conf).encode())
+    assert "plugin.cni.commands" in modules and "plugin.cni.chain" in modules
+    assert not {"logging", "dataclasses", "inspect", "typing", "ssl", "http.client"} & set(modules)
+    with_file = loaded_modules(tmp_path, {**environ, "CNI_COMMAND": "DEL"},
+                               json.dumps({**conf, "logFile": str(tmp_path / "netplex.log")}).encode())
+    assert "logging" in with_file  # a log file is what logging is for

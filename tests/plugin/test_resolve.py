@@ -273,3 +273,67 @@ def test_config_bytes_are_a_lossless_encoding_of_the_conflist() -> None:
     conflist = {"name": "n", "cniVersion": "1.0.0", "plugins": [{"type": "x", "n": 1.5, "u": "é", "deep": [{}]}]}
     delegate = resolve.Delegate(network="n", ifname="net1", conflist=conflist)
     assert json.loads(delegate.config_bytes()) == conflist
+
+
+# ------------------------------------------------- conf files nested too deep (issue 12)
+
+DEEP = "[" * 1000 + "]" * 1000  # beyond the interpreter's recursion limit once decoded
+DEPTH = "is nested more than 32 levels deep; at most 32 levels of objects and lists are accepted"
+
+
+def test_a_conf_file_nested_too_deep_is_skipped_and_reported_without_hiding_the_others(tmp_path: Path) -> None:
+    deep = write(tmp_path, "00-deep.conflist", '{"cniVersion": "1.0.0", "name": "net", "plugins": ' + DEEP + "}")
+    write(tmp_path, "10-net.conf", {**BRIDGE, "name": "net"})
+    found, skipped = resolve.find_conf_by_name(str(tmp_path), "net")
+    assert found == {**BRIDGE, "name": "net"}
+    assert skipped == [f"{deep} (the file {DEPTH})"]
+
+
+def test_a_conf_file_nested_too_deep_is_named_when_it_is_the_cluster_network(tmp_path: Path) -> None:
+    deep = write(tmp_path / "net.d", "00-deep.conf", DEEP)
+    with pytest.raises(resolve.ResolveError) as info:
+        resolve.cluster_delegates(cfg(tmp_path, clusterNetwork=str(deep)), "eth0", None, None)
+    assert str(info.value) == f"cannot load CNI configuration {deep}: the file {DEPTH}"
+
+
+def test_a_missing_network_names_the_too_deep_file_it_skipped(tmp_path: Path) -> None:
+    deep = write(tmp_path / "net.d", "00-deep.conf", DEEP)
+    with pytest.raises(resolve.ResolveError) as info:
+        resolve.cluster_delegates(cfg(tmp_path, clusterNetwork="net"), "eth0", None, None)
+    assert str(info.value) == (f'cannot find network "net": no CNI config named "net" in {tmp_path / "net.d"} '
+                               f"(unreadable files skipped: {deep} (the file {DEPTH}))")
+
+
+def test_conf_files_in_utf16_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "10-net.conf"
+    path.write_bytes(json.dumps({**BRIDGE, "name": "net"}).encode("utf-16"))
+    assert resolve.find_conf_by_name(str(tmp_path), "net") == ({**BRIDGE, "name": "net"}, [])
+
+
+def test_a_nad_config_is_parsed_once_per_text_and_each_caller_gets_its_own_copy(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The daemon serves pod after pod with the same NADs: one parse per (text, name)."""
+    from plugin.cni import resolve as resolve_module
+    from plugin.model import netconf
+
+    plugin_cfg = cfg(tmp_path)
+
+    calls: list[str] = []
+    real = netconf.parse_netconf
+
+    def counting(config: object, name: str, **kw: Any) -> Any:
+        calls.append(name)
+        return real(config, name, **kw)
+
+    monkeypatch.setattr(netconf, "parse_netconf", counting)
+    monkeypatch.setattr(resolve_module, "_PARSED", {})
+    text = '{"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"}'
+    nad = {"metadata": {"name": "memo-net", "namespace": "default"}, "spec": {"config": text}}
+    first = resolve_module.conflist_of_nad(nad, plugin_cfg)
+    first["plugins"][0]["bridge"] = "changed by a caller"
+    second = resolve_module.conflist_of_nad(nad, plugin_cfg)
+    assert calls == ["memo-net"]
+    assert second["plugins"][0]["bridge"] == "br0"
+    other = {"metadata": {"name": "memo-net", "namespace": "default"}, "spec": {"config": text.replace("br0", "br1")}}
+    assert resolve_module.conflist_of_nad(other, plugin_cfg)["plugins"][0]["bridge"] == "br1"
+    assert calls == ["memo-net", "memo-net"]

@@ -22,7 +22,6 @@ The rules and where they come from (spec/cni.md, spec/npwg.md):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from plugin.model import limits
 from plugin.model.names import CNI_NAME_RULE, TYPE_RULE, check_cni_name, plugin_type_problem
@@ -31,6 +30,7 @@ from plugin.model.netconf.fields import a_type, at, case_hint, run_check, safe_s
 from plugin.model.netconf.ipam import IpamFields, check_ipam
 from plugin.model.netconf.plugins import KNOWN_TYPES_BY_LOWER, PLUGIN_CHECKS
 from plugin.model.problems import Collector, Findings, Problem, show, type_name
+from plugin.model.records import record
 
 # typing is not imported at run time (~4 ms per start); mypy takes this as True
 TYPE_CHECKING = False
@@ -61,7 +61,7 @@ _PLUGIN_KEYS = frozenset(
 _FLAG_KEYS = ("disableCheck", "disableGC", "loadOnlyInlinedPlugins")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class NetConfResult:
     """What a CNI config turned out to be, and what is wrong with it.
 

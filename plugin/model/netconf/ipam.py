@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from plugin.model.names import check_cidr, check_ip, parse_cidr, plugin_type_problem
 from plugin.model.netconf.fields import (
@@ -33,6 +32,7 @@ from plugin.model.netconf.fields import (
     safe_show,
 )
 from plugin.model.problems import Collector, show
+from plugin.model.records import record
 
 # typing is not imported at run time (~4 ms per start); mypy takes this as True
 TYPE_CHECKING = False
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Pool:
     """The addresses one host-local range hands out, for the overlap check."""
 
