@@ -33,6 +33,7 @@ Decisions:
 
 from __future__ import annotations
 
+import _thread
 import sys
 
 TYPE_CHECKING = False  # typing costs ~10 ms at start-up; mypy treats this name as True
@@ -87,7 +88,7 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
 
     from plugin.cni import logs, protocol
 
-    saved: tuple[bool, int] | None = None  # the "netplex" logger's settings, restored at the end
+    logging_on = False  # this run holds the "netplex" logger (_enter_logging / _leave_logging)
     version = ""  # the request's cniVersion, once known
     handlers: list[logging.Handler] = []
     try:
@@ -97,7 +98,7 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
         version = asked if isinstance(asked, str) and asked in protocol.SUPPORTED_VERSIONS else ""
         cfg = _parse_config(data)
         if cfg.log_file or "logging" in sys.modules:
-            saved = _logger_settings()  # main() may run inside a bigger process (the daemon, tests)
+            logging_on = _enter_logging()  # main() may run inside a bigger process (the daemon, tests)
             handlers = _setup_logging(cfg, stderr)
         else:  # stderr at most: logging is not even imported (plugin.cni.logs)
             logs.configure(LOG_LEVELS.get(cfg.log_level, logs.ERROR), stderr if cfg.log_to_stderr else None)
@@ -142,13 +143,12 @@ def _run(command: str, environ: Mapping[str, str], stdin: IO[bytes] | IO[str], s
         return 1
     finally:
         logs.configure(logs.ERROR, None)
-        if saved is not None:
+        if logging_on:
             logger = _logger()
             for handler in handlers:
                 logger.removeHandler(handler)
                 handler.close()
-            logger.propagate = saved[0]
-            logger.setLevel(saved[1])
+            _leave_logging()
 
 
 def _logger() -> logging.Logger:
@@ -157,9 +157,34 @@ def _logger() -> logging.Logger:
     return logging.getLogger("netplex")
 
 
-def _logger_settings() -> tuple[bool, int]:
+_LOGGING_LOCK = _thread.allocate_lock()
+_LOGGING_SAVED: list[tuple[bool, int]] = []  # the logger's settings while runs hold it
+_LOGGING_RUNS = [0]
+
+
+def _enter_logging() -> bool:
+    """The first of the runs at once (the daemon serves many) saves the "netplex" logger's
+    settings and opens it to every level (each run's handlers filter by its own); the last
+    one out restores them. Saving and restoring per run would race: a run that started
+    second would "restore" the first one's settings for good."""
     logger = _logger()
-    return logger.propagate, logger.level
+    with _LOGGING_LOCK:
+        if _LOGGING_RUNS[0] == 0:
+            _LOGGING_SAVED.append((logger.propagate, logger.level))
+            logger.propagate = False
+            logger.setLevel(1)
+        _LOGGING_RUNS[0] += 1
+    return True
+
+
+def _leave_logging() -> None:
+    logger = _logger()
+    with _LOGGING_LOCK:
+        _LOGGING_RUNS[0] -= 1
+        if _LOGGING_RUNS[0] == 0:
+            propagate, level = _LOGGING_SAVED.pop()
+            logger.propagate = propagate
+            logger.setLevel(level)
 
 
 def _read_stdin(stdin: IO[bytes] | IO[str]) -> bytes:
@@ -232,14 +257,12 @@ def _setup_logging(cfg: PluginConfig, stderr: IO[str]) -> list[logging.Handler]:
 
     Each handler takes only this thread's records, at this run's level: the netplex-node
     daemon runs many commands at once in one process, each with its own stderr and
-    ``logFile``. The logger's own level is only ever lowered (the daemon sets it once)."""
+    ``logFile`` (the logger itself is opened by :func:`_enter_logging`)."""
     import logging
     import threading
 
     logger = logging.getLogger("netplex")
-    logger.propagate = False
     level = LOG_LEVELS.get(cfg.log_level, logging.ERROR)
-    logger.setLevel(min(level, logger.level) if logger.level else level)
     thread = threading.get_ident()
     fmt = logging.Formatter("%(asctime)s [%(levelname)s] netplex: %(message)s")
     handlers: list[logging.Handler] = []

@@ -59,3 +59,50 @@ def test_a_thin_run_logs_to_stderr_in_that_format(tmp_path: Path) -> None:
     level, message = LINE.match(line).groups()  # type: ignore[union-attr]
     assert (level, message) == ("ERROR", 'GC failed: config version does not allow GC: config is "1.0.0"; '
                                          "GC needs 1.1.0 or later")
+
+
+def test_runs_at_once_leave_the_netplex_logger_as_they_found_it(tmp_path: Path) -> None:
+    """The daemon runs many commands at once in one process. Run A starts, run B starts, A
+    ends, B ends: a per-run save and restore would let B "restore" the closed logger A had
+    made, for good (caplog and the daemon's own log then lose every netplex record)."""
+    import io
+    import logging
+    import threading
+    from collections.abc import Mapping
+
+    from plugin.cni import commands, main
+
+    logger = logging.getLogger("netplex")
+    before = (logger.propagate, logger.level, list(logger.handlers))
+    in_delegate = {"A": threading.Event(), "B": threading.Event()}
+    release = {"A": threading.Event(), "B": threading.Event()}
+
+    def exec_fn(path: str, env: Mapping[str, str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        run = env["CNI_CONTAINERID"]
+        in_delegate[run].set()
+        assert release[run].wait(10)
+        return 0, b"", b""
+
+    conf = ('{"cniVersion": "1.0.0", "name": "n", "type": "netplex", "cniDir": "%s", "logLevel": "debug", '
+            '"delegates": [{"cniVersion": "1.0.0", "name": "c", "type": "bridge"}]}' % (tmp_path / "cni")).encode()
+    errors: dict[str, str] = {}
+
+    def run(name: str) -> None:
+        env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": name, "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+        err = io.StringIO()
+        code = main.main(env, io.BytesIO(conf), io.StringIO(), err,
+                         env_factory=lambda e: commands.Environment(e, exec_fn=exec_fn))
+        errors[name] = f"{code} {err.getvalue()}"
+
+    a, b = threading.Thread(target=run, args=("A",)), threading.Thread(target=run, args=("B",))
+    a.start()
+    assert in_delegate["A"].wait(10)
+    b.start()
+    assert in_delegate["B"].wait(10)
+    release["A"].set()
+    a.join(10)
+    assert (logger.propagate, logger.level) == (False, 1)  # B still runs: the logger stays open for it
+    release["B"].set()
+    b.join(10)
+    assert (logger.propagate, logger.level, list(logger.handlers)) == before
+    assert errors["A"].startswith("0 ") and errors["B"].startswith("0 ")
