@@ -78,11 +78,17 @@ if command in ("ADD", "DEL") and cid:
         action = "hang-" + when
     with open(os.path.join(fault["dir"], "actions"), "a") as f:
         f.write(json.dumps([cid, name, command, attempt, action, os.getpid()]) + "\\n")
-if "mark" in fault and command == "ADD":
-    with open(fault["mark"], "w") as f:
+def mark_and_block():
+    # The test kills the plugin once this file names the wrapper: written only when the
+    # wrapper has got where it blocks (before the real plugin, or after it answered).
+    with open(fault["mark"] + ".tmp", "w") as f:
         f.write(str(os.getpid()))
-    if fault.get("block") == "before":
-        time.sleep(3600)
+    os.rename(fault["mark"] + ".tmp", fault["mark"])
+    time.sleep(3600)
+
+
+if "mark" in fault and command == "ADD" and fault.get("block") == "before":
+    mark_and_block()
 
 
 def failed():
@@ -97,7 +103,9 @@ if action == "hang-before":
 done = subprocess.run([os.path.join({bin!r}, fault["wraps"])], input=raw, capture_output=True)
 if action == "fail-after":
     failed()
-if action == "hang-after" or ("mark" in fault and fault.get("block") == "after" and command == "ADD"):
+if "mark" in fault and fault.get("block") == "after" and command == "ADD":
+    mark_and_block()
+if action == "hang-after":
     time.sleep(3600)
 sys.stderr.buffer.write(done.stderr)
 sys.stdout.buffer.write(done.stdout)
@@ -276,8 +284,8 @@ def test_thin_plugin_killed_between_two_delegates_then_del_removes_everything(
     SIGKILLs the plugin (its own timeout) while the second network's delegate is under
     way, having done nothing yet (``before``) or everything but answer (``after``). The
     next DEL, from the cache, removes both networks. (The orphaned delegate is killed by
-    the test: the thin plugin does not tie its delegates' lives to its own, the daemon
-    does.)"""
+    the test: no plugin process ties a delegate's life to its own; in the DaemonSet the
+    runtime kills a dead daemon's container processes with it.)"""
     data, faults, mark = tmp_path / "ipam", tmp_path / "faults", tmp_path / "second-started"
     faults.mkdir()
     write_fault_plugins(tmp_path / "bin")
