@@ -30,17 +30,6 @@ WORKLOAD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 CHECKED_KINDS = frozenset({"Pod", NAD_KIND, "Namespace", *WORKLOAD_TEMPLATE_PATHS})
 
-# What a selection asks for, and the CNI capability a plugin must declare to receive it
-# (NPWG-14..18): libcni passes runtimeConfig only to plugins that declare the capability, so
-# without one the request would be silently dropped; the spec says the attachment fails.
-CAPABILITY_OF_FIELD = {
-    "ips": "ips",
-    "mac": "mac",
-    "portMappings": "portMappings",
-    "bandwidth": "bandwidth",
-    "infiniband-guid": "infinibandGUID",
-}
-
 Confirm = Callable[[str, str], IndexedNad | None]
 
 
@@ -251,16 +240,8 @@ def _check_selected(
         return nad
     if nad.config.kind == "empty":
         return nad  # the on-disk config is unknown here; the plugin checks capabilities at ADD
-    requested = {
-        "ips": bool(sel.ips),
-        "mac": sel.mac is not None,
-        "portMappings": bool(sel.port_mappings),
-        "bandwidth": sel.bandwidth is not None,
-        "infiniband-guid": sel.infiniband_guid is not None,
-    }
-    for key, asked in requested.items():
-        capability = CAPABILITY_OF_FIELD[key]
-        if asked and capability not in nad.config.capabilities:
+    for key, capability in selection.requested_capabilities(sel):
+        if capability not in nad.config.capabilities:
             out.error(
                 f"{element}.{key}",
                 f"network {show(sel.ref)} has no plugin that declares the {show(capability)} "

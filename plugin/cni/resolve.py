@@ -48,15 +48,6 @@ LIST_EXTENSION = ".conflist"
 
 # Selection field -> CNI capability that must be declared for runtimeConfig to reach a
 # plugin (NPWG-14..18); libcni would otherwise drop the request silently.
-CAPABILITY_OF = {
-    "ips": "ips",
-    "mac": "mac",
-    "portMappings": "portMappings",
-    "bandwidth": "bandwidth",
-    "infiniband-guid": "infinibandGUID",
-}
-
-
 class ResolveError(Exception):
     pass
 
@@ -236,19 +227,12 @@ def capability_args_of(sel: selection.Selection) -> dict[str, Any]:
 
 def check_capabilities(sel: selection.Selection, conflist: Mapping[str, Any]) -> None:
     declared = declared_capabilities(conflist)
-    requested = {
-        "ips": bool(sel.ips),
-        "mac": sel.mac is not None,
-        "portMappings": bool(sel.port_mappings),
-        "bandwidth": sel.bandwidth is not None,
-        "infiniband-guid": sel.infiniband_guid is not None,
-    }
-    for key, asked in requested.items():
-        if asked and CAPABILITY_OF[key] not in declared:
+    for key, capability in selection.requested_capabilities(sel):
+        if capability not in declared:
             raise ResolveError(
                 f'network "{sel.ref}" (interface {sel.interface}): the selection sets "{key}" but no plugin '
-                f'in its config declares the "{CAPABILITY_OF[key]}" capability, so it cannot be applied '
-                f'(NPWG); add "capabilities": {{"{CAPABILITY_OF[key]}": true}} to a plugin that supports it'
+                f'in its config declares the "{capability}" capability, so it cannot be applied '
+                f'(NPWG); add "capabilities": {{"{capability}": true}} to a plugin that supports it'
             )
 
 

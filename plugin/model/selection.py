@@ -263,6 +263,31 @@ class Selection:
         return all(_short_safe(part) for part in parts)
 
 
+CAPABILITY_OF_FIELD = {
+    "ips": "ips",
+    "mac": "mac",
+    "portMappings": "portMappings",
+    "bandwidth": "bandwidth",
+    "infiniband-guid": "infinibandGUID",
+}
+"""Selection key -> the CNI capability a plugin must declare to receive it (NPWG-14..18):
+libcni passes runtimeConfig only to plugins that declare the capability, so without one the
+request would be silently dropped; the spec says the attachment fails."""
+
+
+def requested_capabilities(sel: Selection) -> list[tuple[str, str]]:
+    """``(selection key, capability)`` for each key this element sets that only a declared
+    capability passes on to a plugin: the webhook and the plugin judge it the same way."""
+    asked = {
+        "ips": bool(sel.ips),
+        "mac": sel.mac is not None,
+        "portMappings": bool(sel.port_mappings),
+        "bandwidth": sel.bandwidth is not None,
+        "infiniband-guid": sel.infiniband_guid is not None,
+    }
+    return [(key, CAPABILITY_OF_FIELD[key]) for key, wanted in asked.items() if wanted]
+
+
 @record(frozen=True, slots=True)
 class SelectionResult:
     """What one annotation value selects, and what is wrong with it.
