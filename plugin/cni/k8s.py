@@ -188,7 +188,7 @@ class HttpTransport:
             context = self._contexts.get(tls_key)
             if context is None:
                 context = self._contexts[tls_key] = ssl_context(c)
-            conn = _https_connection(host, parts.port or 443, request.timeout, context,
+            conn = https_connection(host, parts.port or 443, request.timeout, context,
                                      c.tls_server_name or host)
         elif parts.scheme == "http":
             conn = http.client.HTTPConnection(host, parts.port or 80, timeout=request.timeout)
@@ -198,7 +198,7 @@ class HttpTransport:
         return conn, False
 
 
-def _https_connection(host: str, port: int, timeout: float, context: ssl.SSLContext,
+def https_connection(host: str, port: int, timeout: float, context: ssl.SSLContext,
                       server_name: str) -> http.client.HTTPConnection:
     """An HTTPS connection whose SNI and certificate check use ``server_name``
     (kubeconfig ``tls-server-name``), which ``http.client`` cannot do by itself."""
@@ -371,7 +371,7 @@ class Client:
                 return _decode_object(response, method, path)
             if response.status in RETRIED_STATUSES and self._may_retry(attempt, start, response):
                 continue
-            raise _api_error(response, method, path, conn)
+            raise api_error(response, method, path, conn)
 
     def _resolve(self, method: str, path: str) -> Connection:
         if isinstance(self.connection, Connection):
@@ -411,7 +411,7 @@ def _decode_object(response: Response, method: str, path: str) -> dict[str, Any]
     return data
 
 
-def _api_error(response: Response, method: str, path: str, conn: Connection) -> ApiError:
+def api_error(response: Response, method: str, path: str, conn: Connection) -> ApiError:
     """ApiError from a ``Status`` body when there is one, from the status line otherwise."""
     from http import HTTPStatus
 

@@ -227,7 +227,7 @@ class NadCache:
                 except k8s.TransportError as exc:
                     raise _Failed(str(exc)) from exc
                 self._contexts = {tls_key: context}  # only the current settings are kept
-            conn = k8s._https_connection(host, parts.port or 443, self.timeout, context,
+            conn = k8s.https_connection(host, parts.port or 443, self.timeout, context,
                                          c.tls_server_name or host)
         else:
             conn = http.client.HTTPConnection(host, parts.port or 80, timeout=self.timeout)
@@ -262,7 +262,7 @@ class NadCache:
             body = resp.read()
         except (OSError, http.client.HTTPException):
             body = b""
-        error = k8s._api_error(k8s.Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body),
+        error = k8s.api_error(k8s.Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body),
                                "GET", target, c)
         if resp.status == 403:
             error = k8s.ApiError(error.status, error.reason, error.message, method="GET", path=target,
