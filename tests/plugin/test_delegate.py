@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -397,3 +398,58 @@ def test_real_bridge_rejects_a_version_it_does_not_know_with_code_1_and_details(
     assert caught.value.code == protocol.INCOMPATIBLE_VERSION
     assert caught.value.msg == "incompatible CNI versions"
     assert caught.value.details.startswith('config is "1.1.0", plugin supports [')
+
+
+# --------------------------------------------------------------- subprocess_exec
+
+
+@pytest.fixture(name="no_pidfd", params=["pidfd", "no pidfd"])
+def no_pidfd_fixture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every subprocess_exec test runs twice: with the pidfd loop, and as on a kernel
+    without pidfd_open (before 5.3), where the standard ``communicate`` does the work."""
+    if request.param == "no pidfd":
+        def refuse(pid: int, flags: int = 0) -> int:
+            raise OSError(errno.ENOSYS, "Function not implemented")
+
+        monkeypatch.setattr(os, "pidfd_open", refuse)
+    return str(request.param)
+
+
+def test_exec_passes_a_large_stdin_and_returns_both_outputs_whole(tmp_path: Path, no_pidfd: str) -> None:
+    # 1 MiB each way: more than a pipe holds, so writing stdin and reading stdout/stderr must interleave.
+    plugin = executable(tmp_path / "echo", "#!/bin/sh\ntee /dev/stderr\nexit 3\n")
+    data = os.urandom(1 << 20)
+    code, out, err = delegate.subprocess_exec(str(plugin), {"PATH": "/usr/bin:/bin"}, data, 30.0)
+    assert (code, out, err) == (3, data, data)
+
+
+def test_exec_of_a_plugin_that_reads_no_stdin_returns_its_answer(tmp_path: Path, no_pidfd: str) -> None:
+    plugin = executable(tmp_path / "deaf", "#!/bin/sh\nprintf '{\"cniVersion\":\"1.0.0\"}'\n")
+    code, out, err = delegate.subprocess_exec(str(plugin), {"PATH": "/usr/bin:/bin"}, b"x" * (4 << 20), 30.0)
+    assert (code, out, err) == (0, b'{"cniVersion":"1.0.0"}', b"")
+
+
+def test_exec_with_empty_stdin_gives_the_plugin_an_immediate_eof(tmp_path: Path, no_pidfd: str) -> None:
+    plugin = executable(tmp_path / "count", "#!/bin/sh\nwc -c\n")
+    code, out, _ = delegate.subprocess_exec(str(plugin), {"PATH": "/usr/bin:/bin"}, b"", 10.0)
+    assert (code, out.strip()) == (0, b"0")
+
+
+def test_exec_times_out_a_plugin_that_closes_its_pipes_but_keeps_running(tmp_path: Path, no_pidfd: str) -> None:
+    # The pipes end long before the process: waiting for the exit is what the timeout bounds.
+    plugin = executable(tmp_path / "linger", "#!/bin/sh\nexec >&- 2>&- <&-\necho $$ > \"$PIDFILE\"\nexec sleep 30\n")
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        delegate.subprocess_exec(str(plugin), {"PATH": "/usr/bin:/bin", "PIDFILE": str(pidfile)}, b"{}", 1.0)
+    assert 0.9 < time.monotonic() - started < 10
+    assert caught.value.cmd == [str(plugin)]
+    assert _gone(int(pidfile.read_text())), "the lingering plugin was not killed"
+
+
+def test_exec_reports_a_plugin_that_cannot_be_started(tmp_path: Path, no_pidfd: str) -> None:
+    plugin = tmp_path / "broken"
+    plugin.write_text("#!/nonexistent/interpreter\n")
+    plugin.chmod(0o755)
+    with pytest.raises(FileNotFoundError):
+        delegate.subprocess_exec(str(plugin), {"PATH": "/usr/bin:/bin"}, b"{}", 10.0)
