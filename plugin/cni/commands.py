@@ -484,8 +484,8 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
                 raise _add_failed(exc, plan.pod, d, entry, position + 1, cfg, inv, env, dirs) from exc
             results.append(result)
             entry = entry.with_result(position, result)
-            try:  # progress between delegates need not be fsynced (plugin.cni.cache), the last write is
-                cache.write(cfg.cni_dir, entry, durable=position == len(delegates) - 1)
+            try:  # after the first write, no fsync: results only add prevResult (plugin.cni.cache)
+                cache.write(cfg.cni_dir, entry, durable=False)
             except OSError as exc:
                 raise _add_failed(exc, plan.pod, None, entry, position + 1, cfg, inv, env, dirs) from exc
         try:
@@ -493,7 +493,7 @@ def cmd_add(cfg: PluginConfig, inv: protocol.Invocation, env: Environment, reque
             if routes:
                 for position, result in enumerate(results):
                     entry = entry.with_result(position, result)
-                cache.write(cfg.cni_dir, entry)
+                cache.write(cfg.cni_dir, entry, durable=False)
             entries = _publish_status(client, plan, delegates, results, routes, inv.netns) if plan.publish else []
         except (protocol.CniError, OSError) as exc:
             raise _add_failed(exc, plan.pod, None, entry, len(delegates), cfg, inv, env, dirs) from exc

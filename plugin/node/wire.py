@@ -1,6 +1,6 @@
 """The daemon's side of the shim ↔ netplex-node wire format, and the shim file itself.
 
-The format (drawn in ``plugin/node/shim.py``, which repeats the two structs because it may
+The format (drawn in ``plugin/node/shim.py``, which repeats it with ``int.to_bytes`` as it may
 import nothing) is length-prefixed so that the daemon can refuse an oversized request
 from its header, before reading a byte of it, and so that stdout and stderr come back
 as the exact bytes the thin plugin would have written.
