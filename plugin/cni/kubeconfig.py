@@ -287,7 +287,10 @@ def _read_bytes(path: str, what: str) -> bytes:
 
 
 def _read_text(path: str, what: str) -> str:
-    raw = _read_bytes(path, what)
+    return _decode_text(_read_bytes(path, what), path, what)
+
+
+def _decode_text(raw: bytes, path: str, what: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -302,10 +305,25 @@ def _show(value: Any) -> str:
 # ------------------------------------------------------------------------ the file
 
 
+_LOADED: dict[str, tuple[bytes, dict[str, Any]]] = {}
+
+
 def load(path: str) -> dict[str, Any]:
-    """Read a kubeconfig file (JSON or YAML) into a dict, every error naming the file."""
-    text = _read_text(path, "kubeconfig")
-    return loads(text, where=f"kubeconfig {path}")
+    """Read a kubeconfig file (JSON or YAML) into a dict, every error naming the file.
+
+    The netplex-node daemon resolves its kubeconfig before every API request (so a
+    rewritten file or a rotated token is used at once); parsing a YAML kubeconfig each
+    time cost ~0.8 ms per request. The file is still read every time, but the last
+    document parsed from the same bytes is reused, so any change is seen at once and no
+    file-time subtleties apply. Callers must not modify the dict.
+    """
+    raw = _read_bytes(path, "kubeconfig")
+    known = _LOADED.get(path)
+    if known is not None and known[0] == raw:
+        return known[1]
+    data = loads(_decode_text(raw, path, "kubeconfig"), where=f"kubeconfig {path}")
+    _LOADED[path] = (raw, data)
+    return data
 
 
 def loads(text: str, *, where: str = "kubeconfig") -> dict[str, Any]:

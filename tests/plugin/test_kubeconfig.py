@@ -172,6 +172,32 @@ def test_kubeconfig_is_read_again_on_every_call_so_a_rotated_token_is_seen(tmp_p
     assert kubeconfig.resolve(path).token == "two"  # type: ignore[union-attr]
 
 
+def test_an_unchanged_kubeconfig_is_parsed_once_and_a_same_size_rewrite_is_seen_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon resolves before every request: same bytes, same parse; any change, a new
+    one, even a rewrite of the same length within the same file-time tick."""
+    path = write(tmp_path, "kc", minimal(user="    token: aaaa"))
+    parsed: list[str] = []
+    real_loads = kubeconfig.loads
+
+    def counting(text: str, *, where: str = "kubeconfig") -> dict[str, Any]:
+        parsed.append(text)
+        return real_loads(text, where=where)
+
+    monkeypatch.setattr(kubeconfig, "loads", counting)
+    first = kubeconfig.resolve(path)
+    assert kubeconfig.resolve(path) == first
+    assert len(parsed) == 1
+    stat = os.stat(path)
+    write(tmp_path, "kc", minimal(user="    token: bbbb"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
+    assert kubeconfig.resolve(path).token == "bbbb"  # type: ignore[union-attr]
+    assert len(parsed) == 2
+    write(tmp_path, "kc", "current-context: [")
+    with pytest.raises(KubeconfigError, match=r"^kubeconfig .*/kc: "):  # a broken rewrite is not hidden by the memo
+        kubeconfig.resolve(path)
+
+
 def test_token_file_is_read_again_on_every_call(tmp_path: Path) -> None:
     path = write(tmp_path, "kc", minimal(user="    tokenFile: tok"))
     write(tmp_path, "tok", "first")
