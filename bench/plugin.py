@@ -86,6 +86,7 @@ OVERHEAD_TARGET = 0.25
 OVERHEAD_CASE = 3
 THICK_TARGET = 1.25  # thick ADD+DEL <= 1.25 x direct, for OVERHEAD_CASE networks
 SHIM_TARGET_MS = 5.0  # shim VERSION <= python -IS -c pass + 5 ms
+SETTLE = 0.1  # seconds between two sides of a run: neither measures the other's background work
 
 
 # ------------------------------------------------------------------ processes, timed
@@ -414,6 +415,7 @@ def inner(args: argparse.Namespace) -> int:
                 if r % 2:
                     sides.reverse()
                 for side in sides:
+                    time.sleep(SETTLE)  # what one side left running (the daemon's Events) ends before the next
                     if side is None:
                         add_s, del_s, _ = direct(case)
                         who = "direct"

@@ -109,18 +109,47 @@ class NodeObserver(commands.Observer):
             log.exception("cannot queue the failure event of %s/%s", pod.namespace, pod.name)
 
 
-class NodeHooks(Hooks):
-    """Metrics of every request (when ``metrics`` is given) and the observer above."""
+class Activity:
+    """How many requests are in flight, for background work that should wait for a quiet
+    moment (the Event poster) rather than compete with pods being set up."""
 
-    def __init__(self, *, metrics: Any = None, events: Any = None, node: str = "") -> None:
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._changed = threading.Condition()
+
+    def started(self) -> None:
+        with self._changed:
+            self._in_flight += 1
+
+    def finished(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._changed.notify_all()
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """True once no request is in flight; False if ``timeout`` seconds passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight == 0, timeout)
+
+
+class NodeHooks(Hooks):
+    """Metrics of every request (when ``metrics`` is given), the requests in flight
+    (``activity``) and the observer above."""
+
+    def __init__(self, *, metrics: Any = None, events: Any = None, node: str = "",
+                 activity: Activity | None = None) -> None:
         self.metrics = metrics
+        self.activity = activity or Activity()
         self._observer = NodeObserver(events=events, metrics=metrics, node=node)
 
     def request_started(self, verb: str) -> None:
+        self.activity.started()
         if self.metrics is not None:
             self.metrics.request_started(verb)
 
     def request_finished(self, verb: str, status: int, seconds: float) -> None:
+        self.activity.finished()
         if self.metrics is not None:
             self.metrics.request_finished(verb, status, seconds)
 
@@ -466,6 +495,7 @@ class Node:
 
     def __init__(self, args: argparse.Namespace, environ: Mapping[str, str]) -> None:
         self.factory = api_client_factory(args.kubeconfig, environ)
+        self.activity = Activity()  # requests in flight: the Event poster waits for a quiet moment
         self.metrics: Any = None
         self.nads: Any = None
         self.events: Any = None
@@ -484,7 +514,7 @@ class Node:
                 poster_client = api_client_factory(args.kubeconfig, environ, timeout=5.0, attempts=2,
                                                    deadline=10.0)
                 assert poster_client is not None
-                self.events = events.EventPoster(poster_client())
+                self.events = events.EventPoster(poster_client(), quiet=self.activity.wait_quiet)
         if self.metrics is not None:
             if self.nads is not None:
                 nads = self.nads
@@ -492,7 +522,8 @@ class Node:
             if self.events is not None:
                 poster = self.events
                 self.metrics.bind_events(lambda: poster.posted, lambda: poster.dropped, lambda: poster.failed)
-        self.hooks = NodeHooks(metrics=self.metrics, events=self.events, node=args.node_name)
+        self.hooks = NodeHooks(metrics=self.metrics, events=self.events, node=args.node_name,
+                               activity=self.activity)
         self.address = args.metrics_address
 
     def clients(self) -> ClientPool | None:

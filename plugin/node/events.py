@@ -23,7 +23,11 @@ entries, or the CNI error) to Event objects a real API server accepts
 :class:`EventPoster` sends them from one worker thread through a bounded queue:
 ``enqueue`` never blocks and never raises, a full queue drops the event (counted), and
 an API failure is logged and counted, never raised. Losing an Event must never fail or
-slow an ADD.
+slow an ADD. Nor should posting one: given ``quiet``, the worker holds each event until no
+request is in flight, or ``max_delay`` seconds after it was queued, whichever comes first
+(an ADD is followed by more ADDs and DELs when pods start together; a POST's JSON and TLS
+work in this process would otherwise run alongside them). Under constant load events
+are late by ``max_delay``, never fewer.
 
 Exceptions: none escape :class:`EventPoster`; the builders raise nothing for any input
 of the documented types.
@@ -39,7 +43,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -50,6 +54,7 @@ log = logging.getLogger("netplex.node.events")
 COMPONENT = "netplex-node"
 MESSAGE_LIMIT = 1024  # bytes: the API's limit for an event's message (NoteLengthLimit)
 DEFAULT_CAPACITY = 1000
+DEFAULT_MAX_DELAY = 2.0  # seconds an event may wait for a moment without requests
 
 NORMAL, WARNING = "Normal", "Warning"
 ADDED_INTERFACE = "AddedInterface"
@@ -222,9 +227,12 @@ class EventPoster:
     worth holding the queue for.
     """
 
-    def __init__(self, client: k8s.Client, *, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, client: k8s.Client, *, capacity: int = DEFAULT_CAPACITY,
+                 quiet: Callable[[float], object] | None = None, max_delay: float = DEFAULT_MAX_DELAY) -> None:
         self._client = client
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max(1, capacity))
+        self._quiet = quiet  # quiet(timeout): returns once no request is in flight, or after timeout
+        self._max_delay = max_delay
+        self._queue: queue.Queue[tuple[float, dict[str, Any]] | None] = queue.Queue(maxsize=max(1, capacity))
         self._lock = threading.Lock()
         self._posted = 0
         self._dropped = 0
@@ -262,7 +270,7 @@ class EventPoster:
             if self._closed:
                 self._count_dropped(1)
                 return False
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((time.monotonic(), event))
             return True
         except queue.Full:
             self._count_dropped(1)
@@ -310,10 +318,15 @@ class EventPoster:
                 if self._closed:
                     return
                 continue
+            queued_at, event = item
             if self._closed and time.monotonic() >= self._drain_until:
                 self._count_dropped(1)
                 continue
-            self._post(item)
+            if self._quiet is not None and not self._closed:
+                wait = queued_at + self._max_delay - time.monotonic()
+                if wait > 0:
+                    self._quiet(wait)
+            self._post(event)
 
     def _post(self, event: dict[str, Any]) -> None:
         raw_meta = event.get("metadata")
