@@ -133,43 +133,22 @@ def describe(exc: BaseException) -> str:
 
 
 def fail(stdin: bytes, msg: str, details: str) -> int:
-    """A CNI error result on stdout, in the request's cniVersion when it is easy to see."""
-    version = cni_version(stdin)
-    head = f'{{"cniVersion": "{version}", ' if version else "{"
-    text = f'{head}"code": {TRY_AGAIN_LATER}, "msg": "{quote(msg)}", "details": "{quote(details)}"}}\n'
-    write_all(1, text.encode())
+    """A CNI error result (code 11) on stdout, in the request's cniVersion when it has one.
+
+    Only on a failure: this path may import json (its compile and import would cost
+    every call if they were at the top)."""
+    import json
+
+    try:
+        request = json.loads(stdin)
+    except (ValueError, RecursionError):
+        request = None
+    version = request.get("cniVersion") if isinstance(request, dict) else None
+    error = {"cniVersion": version} if isinstance(version, str) and version and all(
+        c in "0123456789." for c in version) else {}
+    error.update(code=TRY_AGAIN_LATER, msg=msg, details=details)
+    write_all(1, (json.dumps(error) + "\n").encode())
     return 1
-
-
-def cni_version(stdin: bytes) -> str:
-    """The top-level ``cniVersion`` string, found without a JSON decoder (best effort)."""
-    at = stdin.find(b'"cniVersion"')
-    if at < 0:
-        return ""
-    rest = stdin[at + 12:].lstrip()
-    if not rest.startswith(b":"):
-        return ""
-    rest = rest[1:].lstrip()
-    end = rest.find(b'"', 1)
-    value = rest[1:end] if rest.startswith(b'"') and end > 0 else b""
-    return value.decode("ascii") if value and all(c in b"0123456789." for c in value) else ""
-
-
-def quote(text: str) -> str:
-    """A JSON string's contents: quotes, backslashes and non-ASCII escaped (surrogate pairs)."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif " " <= ch <= "~":
-            out.append(ch)
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            code -= 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-    return "".join(out)
 
 
 if __name__ == "__main__":
