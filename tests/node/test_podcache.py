@@ -5,17 +5,17 @@ credentials) is tested once, through the NAD cache: tests/node/test_nadcache.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from plugin.cni import k8s
+from plugin.cni.kubeconfig import Connection
 from plugin.node.daemon import CachedReads
 from plugin.node.podcache import PODS_PATH, PodCache
 from tests.k8sapi import FakeApiServer, make_pod
-from tests.node.test_nadcache import FAST, wait_until
+from tests.node.test_nadcache import source, started_caches, wait_until  # noqa: F401  (source: a fixture)
 from tests.plugin.test_main import api_fixture  # noqa: F401  (fixtures are found by name)
 
 NODE = "node-7"
@@ -31,30 +31,13 @@ def pod_requests(api: FakeApiServer, watch: bool) -> list[Any]:
 
 
 @pytest.fixture
-def source(api: FakeApiServer, tmp_path: Path) -> k8s.ConnectionSource:
-    """What the daemon passes: its API client's connection callable (re-reads the kubeconfig)."""
-    client = k8s.client_from_config(str(api.kubeconfig(tmp_path / "kubeconfig")))
-    assert client is not None
-    return client.connection
+def make_cache(source: k8s.ConnectionSource) -> Iterator[Callable[..., PodCache]]:  # noqa: F811
+    with started_caches(lambda node=NODE, **kw: PodCache(source, node, **kw)) as make:
+        yield make
 
 
 @pytest.fixture
-def make_cache(source: k8s.ConnectionSource) -> Iterator[Callable[..., PodCache]]:
-    made: list[PodCache] = []
-
-    def make(node: str = NODE, **kw: Any) -> PodCache:
-        cache = PodCache(source, node, **{"timeout": 5.0, **FAST, **kw})
-        made.append(cache)
-        cache.start()
-        return cache
-
-    yield make
-    for cache in made:
-        cache.stop()
-
-
-@pytest.fixture
-def client(source: k8s.ConnectionSource) -> k8s.Client:
+def client(source: k8s.ConnectionSource) -> k8s.Client:  # noqa: F811
     return k8s.Client(source, attempts=1)
 
 
@@ -165,10 +148,9 @@ def test_an_expired_watch_means_a_relist(api: FakeApiServer, make_cache: Callabl
     ("Worker_1", '"Worker_1" is not a valid node name (a DNS-1123 subdomain: it part "Worker_1" contains '
                  "uppercase 'W'); use lowercase letters"),
 ])
-def test_a_node_name_that_would_change_the_selector_is_refused(source: k8s.ConnectionSource, node: str,
-                                                               message: str) -> None:
+def test_a_node_name_that_would_change_the_selector_is_refused(node: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        PodCache(source, node)
+        PodCache(Connection(server="https://192.0.2.1"), node)
     assert str(info.value).startswith(message)
 
 
@@ -186,6 +168,13 @@ def test_forbidden_names_list_and_watch_on_pods(api: FakeApiServer,
 # ------------------------------------------------------------------ the ADD's pod read
 
 
+def read_pod(client: k8s.Client, cache: PodCache, name: str, uid: str | None,
+             namespace: str = "default") -> Mapping[str, Any] | None:
+    """What an ADD in the daemon does: wait_for_pod through the daemon's client wrapper."""
+    return k8s.wait_for_pod(CachedReads(client, pods=cache.get), namespace, name, uid,  # type: ignore[arg-type]
+                            attempts=1, delay=0)
+
+
 def gets_of_web(api: FakeApiServer) -> int:
     return len(api.requests_matching("GET", POD_GET))
 
@@ -195,8 +184,7 @@ def test_a_cached_pod_with_the_sandbox_uid_is_read_without_a_get(
     created = api.create(make_pod("web", node_name=NODE, annotations={"k8s.v1.cni.cncf.io/networks": "net-a"}))
     cache = make_cache()
     assert cache.wait_synced(10)
-    reads = CachedReads(client, pods=cache.get)
-    pod = k8s.wait_for_pod(reads, "default", "web", uid_of(created), attempts=1, delay=0)  # type: ignore[arg-type]
+    pod = read_pod(client, cache, "web", uid_of(created))
     assert pod is not None and pod["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/networks": "net-a"}
     assert gets_of_web(api) == 0
 
@@ -206,32 +194,25 @@ def test_without_a_sandbox_uid_the_pod_is_got_from_the_api(
     api.create(make_pod("web", node_name=NODE))
     cache = make_cache()
     assert cache.wait_synced(10)
-    pod = k8s.wait_for_pod(CachedReads(client, pods=cache.get), "default", "web", None,  # type: ignore[arg-type]
-                           attempts=1, delay=0)
+    pod = read_pod(client, cache, "web", None)
     assert pod is not None and "spec" in pod  # the API's whole pod
     assert gets_of_web(api) == 1
 
 
-def test_a_pod_not_in_the_cache_yet_is_got_from_the_api(
-        api: FakeApiServer, make_cache: Callable[..., PodCache], client: k8s.Client) -> None:
-    cache = make_cache()
-    assert cache.wait_synced(10)
-    cache.stop()  # a watch that lags: the pod below never reaches it
-    created = api.create(make_pod("web", node_name=NODE))
-    pod = k8s.wait_for_pod(CachedReads(client, pods=cache.get), "default", "web", uid_of(created),  # type: ignore[arg-type]
-                           attempts=1, delay=0)
-    assert pod is not None and uid_of(pod) == uid_of(created)
-    assert gets_of_web(api) == 1
-
-
-def test_a_cache_that_never_synced_sends_every_read_to_the_api(
-        api: FakeApiServer, make_cache: Callable[..., PodCache], client: k8s.Client) -> None:
-    created = api.create(make_pod("web", node_name=NODE))
-    api.fail_next("GET", PODS_PATH, 403, times=1000)  # the daemon's RBAC lacks list/watch on pods
-    cache = make_cache()
-    wait_until(lambda: "403" in cache.last_error, what="403 noted")
-    pod = k8s.wait_for_pod(CachedReads(client, pods=cache.get), "default", "web", uid_of(created),  # type: ignore[arg-type]
-                           attempts=1, delay=0)
+@pytest.mark.parametrize("why", ["the watch has not delivered it yet", "the cache never listed (403)"])
+def test_a_pod_the_cache_does_not_hold_is_got_from_the_api(
+        api: FakeApiServer, make_cache: Callable[..., PodCache], client: k8s.Client, why: str) -> None:
+    if why.startswith("the watch"):
+        cache = make_cache()
+        assert cache.wait_synced(10)
+        cache.stop()  # a watch that lags: the pod below never reaches it
+        created = api.create(make_pod("web", node_name=NODE))
+    else:
+        created = api.create(make_pod("web", node_name=NODE))
+        api.fail_next("GET", PODS_PATH, 403, times=1000)  # the daemon's RBAC lacks list/watch on pods
+        cache = make_cache()
+        wait_until(lambda: "403" in cache.last_error, what="403 noted")
+    pod = read_pod(client, cache, "web", uid_of(created))
     assert pod is not None and uid_of(pod) == uid_of(created)
     assert gets_of_web(api) == 1
 
@@ -245,8 +226,7 @@ def test_a_re_created_pod_the_cache_has_not_seen_is_got_from_the_api(
     api.delete("pods", "default", "web")
     new = api.create(make_pod("web", node_name=NODE, annotations={"k8s.v1.cni.cncf.io/networks": "new-net"}))
     assert uid_of(cache.get("default", "web")) == uid_of(old) != uid_of(new)
-    pod = k8s.wait_for_pod(CachedReads(client, pods=cache.get), "default", "web", uid_of(new),  # type: ignore[arg-type]
-                           attempts=1, delay=0)
+    pod = read_pod(client, cache, "web", uid_of(new))
     assert pod is not None and pod["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/networks": "new-net"}
     assert gets_of_web(api) == 1
 
@@ -262,8 +242,7 @@ def test_a_late_add_for_the_replaced_pod_gets_the_api_answer_and_the_uid_mismatc
     wait_until(lambda: (cache.get("default", "web") or {}).get("metadata", {}).get("uid") == uid_of(new),
                what="the new pod cached")
     with pytest.raises(k8s.PodUidMismatch) as info:
-        k8s.wait_for_pod(CachedReads(client, pods=cache.get), "default", "web", uid_of(old),  # type: ignore[arg-type]
-                         attempts=1, delay=0)
+        read_pod(client, cache, "web", uid_of(old))
     assert str(info.value) == (
         f'GET /api/v1/namespaces/default/pods/web: 409 PodUidMismatch: expected pod UID "{uid_of(old)}" but got '
         f'"{uid_of(new)}" from Kube API; the pod was deleted and re-created under the same name '
@@ -278,8 +257,7 @@ def test_a_static_pod_is_got_from_the_api_and_accepted_with_the_kubelets_uid(
     cache = make_cache()
     assert cache.wait_synced(10)
     assert cache.get("kube-system", "etcd-node-7") is not None
-    pod = k8s.wait_for_pod(CachedReads(client, pods=cache.get), "kube-system", "etcd-node-7",  # type: ignore[arg-type]
-                           "kubelet-config-hash", attempts=1, delay=0)
+    pod = read_pod(client, cache, "etcd-node-7", "kubelet-config-hash", namespace="kube-system")
     assert pod is not None and uid_of(pod) == uid_of(mirror)
     assert len(api.requests_matching("GET", r"/api/v1/namespaces/kube-system/pods/etcd-node-7")) == 1
 
