@@ -6,12 +6,14 @@ credentials) is tested once, through the NAD cache: tests/node/test_nadcache.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from plugin.cni import k8s
 from plugin.cni.kubeconfig import Connection
+from plugin.node import daemon
 from plugin.node.daemon import CachedReads
 from plugin.node.podcache import PODS_PATH, PodCache
 from tests.k8sapi import FakeApiServer, make_pod
@@ -267,3 +269,29 @@ def test_the_api_client_itself_always_gets_the_pod(api: FakeApiServer, client: k
     assert uid_of(client.get_pod("default", "web", uid=uid_of(created))) == uid_of(created)
     assert uid_of(client.get_pod("default", "web", uid="another")) == uid_of(created)
     assert gets_of_web(api) == 2  # uid is for the daemon's wrapper: the client GETs every time
+
+
+# ------------------------------------------------------------------ the daemon's wiring
+
+
+def node_of(api: FakeApiServer, tmp_path: Path, node_name: str) -> daemon.Node:
+    args = daemon.parse_args(["run", "--kubeconfig", str(api.kubeconfig(tmp_path / "kubeconfig")),
+                              "--node-name", node_name, "--metrics-address", "", "--no-events"])
+    return daemon.Node(args, {})
+
+
+def test_the_daemon_watches_the_pods_of_its_node_name(api: FakeApiServer, tmp_path: Path) -> None:
+    node = node_of(api, tmp_path, "node-7")
+    assert node.pods is not None and node.pods.field_selector == "spec.nodeName=node-7"
+    assert node.caches() == [node.nads, node.pods]
+
+
+def test_a_node_name_that_is_no_node_name_leaves_the_daemon_without_a_pod_cache_and_says_why(
+        api: FakeApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    node = node_of(api, tmp_path, "Worker_1")
+    assert node.pods is None
+    assert node.caches() == [node.nads]  # NADs still cached; every ADD GETs its pod, as the thin plugin does
+    assert caplog.messages == [
+        '--node-name: "Worker_1" is not a valid node name (a DNS-1123 subdomain: it part "Worker_1" contains '
+        "uppercase 'W'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
+        "with a letter or digit, at most 253 characters; without a pod cache, every ADD GETs its pod"]
