@@ -312,7 +312,11 @@ class Client:
 
     # -- the three calls
 
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+    def get_pod(self, namespace: str, name: str, *, uid: str | None = None) -> dict[str, Any]:
+        """The pod, always from the API. ``uid`` (the sandbox's ``K8S_POD_UID``) is what
+        :func:`wait_for_pod` expects to find: this client ignores it; the node daemon's
+        wrapper (:class:`plugin.node.daemon.CachedReads`) answers from its pod cache
+        only when the cached pod has that UID."""
         return self.call("GET", f"/api/v1/namespaces/{_seg(namespace)}/pods/{_seg(name)}")
 
     def get_nad(self, namespace: str, name: str) -> dict[str, Any]:
@@ -471,17 +475,18 @@ def client_from_config(
 
 def wait_for_pod(client: Client, namespace: str, name: str, uid: str | None, *,
                  attempts: int = 10, delay: float = 0.25,
-                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+                 sleep: Callable[[float], None] = time.sleep) -> Mapping[str, Any] | None:
     """The pod, retrying a 404 (the sandbox can start before the pod is visible here).
 
     None when it is still not found after ``attempts`` GETs: Multus then returns an empty
     result and does nothing, and the caller decides the same way. With ``uid`` (from
     ``K8S_POD_UID``) the pod must be that pod, except static pods, whose API object (the
-    mirror pod) has a UID of its own.
+    mirror pod) has a UID of its own. The pod may be a read-only mapping (the daemon's
+    pod cache): callers read it, never change it.
     """
     for attempt in range(1, max(1, attempts) + 1):
         try:
-            pod = client.get_pod(namespace, name)
+            pod: Mapping[str, Any] = client.get_pod(namespace, name, uid=uid)
         except ApiError as exc:
             if exc.status != 404 or isinstance(exc, PodUidMismatch):
                 raise

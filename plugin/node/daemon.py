@@ -11,7 +11,9 @@ same cache. What it adds is only what a process that stays up can do:
   connection, instead of an interpreter start, ~85 ms of imports and a TLS handshake
   per call;
 - NADs from a list+watch cache (a miss is confirmed with a GET, so a NAD created a
-  moment ago still works);
+  moment ago still works), and the pod from a list+watch cache of this node's pods
+  when the cached pod has the sandbox's ``K8S_POD_UID`` (else a GET, as the thin
+  plugin does);
 - Events on the pod and Prometheus metrics, posted and counted off the request path.
 
 Trust: the socket is created mode 0600 in a directory only root can enter, and every
@@ -213,19 +215,43 @@ class ClientPool:
                 client.close()
 
 
-class CachedNads:
-    """The plugin client's interface, with NADs served from a watch cache when it has them."""
+Lookup = Callable[[str, str], Mapping[str, Any] | None]
+"""``lookup(namespace, name)``: a watch cache's ``get``."""
 
-    def __init__(self, client: Any, lookup: Callable[[str, str], Mapping[str, Any] | None]) -> None:
+
+class CachedReads:
+    """The plugin client's interface, with reads served from the daemon's watch caches
+    where that cannot change the answer.
+
+    - ``get_nad``: from the NAD cache when it has the NAD; a miss is a GET (a NAD created
+      a moment ago may not be in the cache yet).
+    - ``get_pod``: from the node's pod cache only when the cached pod's UID is the
+      ``uid`` the command expects (the sandbox's ``K8S_POD_UID``). Otherwise a GET, so
+      every other case reads exactly what the thin plugin reads: no UID given, a pod not
+      in the cache (yet: not synced, or not bound here as far as the watch knows), a
+      cached pod of another UID (re-created under the same name; or a static pod, whose
+      mirror pod has a UID of its own and which ``plugin.cni.k8s`` then accepts).
+    """
+
+    def __init__(self, client: Any, nads: Lookup | None = None, pods: Lookup | None = None) -> None:
         self._client = client
-        self._lookup = lookup
+        self._nads = nads
+        self._pods = pods
 
     def get_nad(self, namespace: str, name: str) -> Mapping[str, Any]:
-        found = self._lookup(namespace, name)
+        found = self._nads(namespace, name) if self._nads is not None else None
         if found is not None:
             return found
         nad: Mapping[str, Any] = self._client.get_nad(namespace, name)  # a NAD created a moment ago
         return nad
+
+    def get_pod(self, namespace: str, name: str, *, uid: str | None = None) -> Mapping[str, Any]:
+        found = self._pods(namespace, name) if uid and self._pods is not None else None
+        meta = found.get("metadata") if found is not None else None
+        if found is not None and isinstance(meta, Mapping) and meta.get("uid") == uid:
+            return found
+        pod: Mapping[str, Any] = self._client.get_pod(namespace, name)
+        return pod
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -438,7 +464,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.add_argument("--metrics-address", default=DEFAULT_METRICS_ADDRESS, type=_address,
                        help=f"HOST:PORT of /metrics (default {DEFAULT_METRICS_ADDRESS}); '' turns it off")
         p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
-                       help="the node named in Events (default: $NODE_NAME, else the host name)")
+                       help="the node named in Events and whose pods are watched for ADD "
+                            "(default: $NODE_NAME, else the host name)")
         p.add_argument("--no-events", action="store_true", help="post no Events on pods")
         p.add_argument("--chroot", default=None, metavar="DIR",
                        help="run the delegates inside this directory (the host's / mounted in the container)")
@@ -491,13 +518,15 @@ def api_client_factory(kubeconfig: str | None, environ: Mapping[str, str],
 
 
 class Node:
-    """The daemon's long-lived parts: API clients (behind the NAD cache), Events, metrics."""
+    """The daemon's long-lived parts: API clients (behind the NAD and pod caches), Events,
+    metrics."""
 
     def __init__(self, args: argparse.Namespace, environ: Mapping[str, str]) -> None:
         self.factory = api_client_factory(args.kubeconfig, environ)
         self.activity = Activity()  # requests in flight: the Event poster waits for a quiet moment
         self.metrics: Any = None
         self.nads: Any = None
+        self.pods: Any = None
         self.events: Any = None
         self.metrics_server: Any = None
         if args.metrics_address is not None:
@@ -505,9 +534,14 @@ class Node:
 
             self.metrics = metrics.DaemonMetrics()
         if self.factory is not None:
-            from plugin.node import nadcache
+            from plugin.node import nadcache, podcache
 
-            self.nads = nadcache.NadCache(self.factory().connection)
+            connection = self.factory().connection
+            self.nads = nadcache.NadCache(connection)
+            try:
+                self.pods = podcache.PodCache(connection, args.node_name)
+            except ValueError as exc:  # e.g. a host name with capitals: still serve, with a GET per pod
+                log.warning("--node-name: %s; without a pod cache, every ADD GETs its pod", exc)
             if not args.no_events:
                 from plugin.node import events
 
@@ -517,8 +551,9 @@ class Node:
                 self.events = events.EventPoster(poster_client(), quiet=self.activity.wait_quiet)
         if self.metrics is not None:
             if self.nads is not None:
-                nads = self.nads
-                self.metrics.bind_nad_cache(nads.size, lambda: nads.restarts, lambda: nads.synced)
+                self.metrics.bind_nad_cache(*_cache_readings(self.nads))
+            if self.pods is not None:
+                self.metrics.bind_pod_cache(*_cache_readings(self.pods))
             if self.events is not None:
                 poster = self.events
                 self.metrics.bind_events(lambda: poster.posted, lambda: poster.dropped, lambda: poster.failed)
@@ -529,12 +564,17 @@ class Node:
     def clients(self) -> ClientPool | None:
         if self.factory is None:
             return None
-        factory, nads = self.factory, self.nads
-        return ClientPool(lambda: CachedNads(factory(), nads.get) if nads is not None else factory())
+        factory = self.factory
+        nads = self.nads.get if self.nads is not None else None
+        pods = self.pods.get if self.pods is not None else None
+        return ClientPool(lambda: CachedReads(factory(), nads, pods))
+
+    def caches(self) -> list[Any]:
+        return [cache for cache in (self.nads, self.pods) if cache is not None]
 
     def start(self) -> None:
-        if self.nads is not None:
-            self.nads.start()
+        for cache in self.caches():
+            cache.start()
         if self.metrics is not None and self.address is not None:
             self.metrics_server, _ = self.metrics.serve(*self.address)
 
@@ -543,10 +583,15 @@ class Node:
             left = self.events.stop(5.0)
             if left:
                 log.warning("%d event(s) were not posted before the daemon stopped", left)
-        if self.nads is not None:
-            self.nads.stop()
+        for cache in self.caches():
+            cache.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+
+
+def _cache_readings(cache: Any) -> tuple[Callable[[], float], Callable[[], float], Callable[[], float]]:
+    """A watch cache's size, restarts and synced, as the metrics read them at scrape time."""
+    return cache.size, lambda: cache.restarts, lambda: cache.synced
 
 
 def warm() -> None:

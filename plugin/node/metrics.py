@@ -16,6 +16,10 @@ Series (all ``netplex_node_``):
 ``nad_cache_size``                               gauge      NADs in the watch cache
 ``nad_cache_synced``                             gauge      1 once the cache has listed
 ``nad_watch_restarts_total``                     counter    relists and watch reconnects
+``pod_cache_size``                               gauge      this node's pods in the pod
+                                                            watch cache
+``pod_cache_synced``                             gauge      1 once the pod cache has listed
+``pod_watch_restarts_total``                     counter    its relists and reconnects
 ``requests_refused_total{reason}``               counter    connections refused (``peer``
                                                             not root, bad ``request``)
 ``events_total{outcome}``                        counter    pod Events ``posted``,
@@ -26,10 +30,10 @@ Series (all ``netplex_node_``):
 plus the process and GC collectors (RSS, CPU, open fds). Every ``verb``/``result``
 and ``outcome`` series exists at 0 from the start, so ``rate()`` and alerts work before
 the first request; a verb the daemon does not know is counted as ``UNKNOWN`` (a label
-value per garbage ``CNI_COMMAND`` would be unbounded). The NAD cache and event series are
-read at scrape time from callables (:meth:`DaemonMetrics.bind_nad_cache`,
-:meth:`DaemonMetrics.bind_events`), so those objects keep plain integer counters and
-know nothing of Prometheus.
+value per garbage ``CNI_COMMAND`` would be unbounded). The watch cache and event series
+are read at scrape time from callables (:meth:`DaemonMetrics.bind_nad_cache`,
+:meth:`DaemonMetrics.bind_pod_cache`, :meth:`DaemonMetrics.bind_events`), so those
+objects keep plain integer counters and know nothing of Prometheus.
 
 :func:`serve` exposes ``/metrics`` with prometheus_client's own WSGI server, on
 loopback unless told otherwise: the daemon runs with ``hostNetwork``, and a node port
@@ -43,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -63,6 +67,10 @@ VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 UNKNOWN_VERB = "UNKNOWN"
 RESULTS = ("success", "error")
 EVENT_OUTCOMES = ("posted", "dropped", "failed")
+CACHES = {  # the daemon's watch caches: series prefix -> (name, what it holds), for the help texts
+    "nad": ("NAD", "NetworkAttachmentDefinitions"),
+    "pod": ("pod", "Pods of this node (the metadata an ADD reads)"),
+}
 REFUSALS = ("peer", "request")  # the daemon's reasons: a peer that is not root, a request too big or malformed
 # A VERSION answers in ~1 ms; an ADD through a slow IPAM or a device plugin can take tens of
 # seconds, and the runtime's own CNI timeout is commonly a few minutes.
@@ -152,8 +160,11 @@ class DaemonMetrics:
 
     def bind_nad_cache(self, size: Reading, restarts: Reading, synced: Reading | None = None) -> None:
         """e.g. ``bind_nad_cache(cache.size, lambda: cache.restarts, lambda: cache.synced)``."""
-        self._scraped.nad_size, self._scraped.nad_restarts = size, restarts
-        self._scraped.nad_synced = synced
+        self._scraped.caches["nad"] = CacheReadings(size, restarts, synced)
+
+    def bind_pod_cache(self, size: Reading, restarts: Reading, synced: Reading | None = None) -> None:
+        """The pod cache's readings, as :meth:`bind_nad_cache`."""
+        self._scraped.caches["pod"] = CacheReadings(size, restarts, synced)
 
     def bind_events(self, posted: Reading, dropped: Reading, failed: Reading) -> None:
         """e.g. ``bind_events(lambda: poster.posted, lambda: poster.dropped, lambda: poster.failed)``."""
@@ -180,17 +191,23 @@ class RequestTimer:
         self._metrics.observe(self._verb, self.success and exc is None, time.perf_counter() - self._start)
 
 
+class CacheReadings(NamedTuple):
+    """How to read one watch cache's series."""
+
+    size: Reading
+    restarts: Reading
+    synced: Reading | None
+
+
 class _ScrapeTimeCollector(Collector):
-    """The NAD cache and event series, read from their owners when scraped.
+    """The watch cache and event series, read from their owners when scraped.
 
     Before anything is bound they read 0; a reading that raises is left out of that
     scrape (and logged), never a failed scrape.
     """
 
     def __init__(self) -> None:
-        self.nad_size: Reading | None = None
-        self.nad_restarts: Reading | None = None
-        self.nad_synced: Reading | None = None
+        self.caches: dict[str, CacheReadings] = {}
         self.events: dict[str, Reading] = {}
 
     def describe(self) -> Iterable[Metric]:
@@ -200,15 +217,20 @@ class _ScrapeTimeCollector(Collector):
         return list(self._families(_read))
 
     def _families(self, read: Callable[[Reading | None], float | None]) -> Iterator[Metric]:
-        size = GaugeMetricFamily("netplex_node_nad_cache_size", "NetworkAttachmentDefinitions in the watch cache.")
-        synced = GaugeMetricFamily("netplex_node_nad_cache_synced", "1 once the NAD cache has listed once.")
-        restarts = CounterMetricFamily("netplex_node_nad_watch_restarts",
-                                       "NAD relists and watch reconnects after an error, a drop or a 410.")
-        for family, reading in ((size, self.nad_size), (synced, self.nad_synced), (restarts, self.nad_restarts)):
-            value = read(reading)
-            if value is not None:
-                family.add_metric([], value)
-            yield family
+        for prefix, (name, holds) in CACHES.items():
+            bound = self.caches.get(prefix)
+            size = GaugeMetricFamily(f"netplex_node_{prefix}_cache_size", f"{holds} in the watch cache.")
+            synced = GaugeMetricFamily(f"netplex_node_{prefix}_cache_synced", f"1 once the {name} cache has listed once.")
+            restarts = CounterMetricFamily(f"netplex_node_{prefix}_watch_restarts",
+                                           f"Relists and watch reconnects of the {name} cache after an error, "
+                                           "a drop or a 410.")
+            readings = (bound.size, bound.synced, bound.restarts) if bound else (None, None, None)
+            families: tuple[GaugeMetricFamily | CounterMetricFamily, ...] = (size, synced, restarts)
+            for family, reading in zip(families, readings, strict=True):
+                value = read(reading)
+                if value is not None:
+                    family.add_metric([], value)
+                yield family
         events = CounterMetricFamily("netplex_node_events", "Pod Events posted, dropped (queue full) or failed.",
                                      labels=["outcome"])
         for outcome in EVENT_OUTCOMES:

@@ -21,8 +21,9 @@ THIN_NODE = {  # the per-call plugin: one GET per pod and NAD, one status patch
     ("", "pods/status", None): {"patch"},
     ("k8s.cni.cncf.io", "network-attachment-definitions", None): {"get"},
 }
-NODE = {  # the daemon: the same, a NAD list+watch cache, and Events on the pod
+NODE = {  # the daemon: the same, NAD and (its node's) pod list+watch caches, and Events on the pod
     **THIN_NODE,
+    ("", "pods", None): {"get", "list", "watch"},
     ("k8s.cni.cncf.io", "network-attachment-definitions", None): {"get", "list", "watch"},
     ("", "events", None): {"create"},
 }
@@ -70,7 +71,7 @@ def test_the_daemon_may_read_pods_and_nads_patch_pod_status_and_create_events_on
 
 @pytest.mark.parametrize("variant", THIN_VARIANTS)
 def test_the_thin_plugin_may_get_pods_and_nads_and_patch_pod_status_only(variant):
-    """No daemon: no Events, no NAD cache, so neither create on events nor list/watch."""
+    """No daemon: no Events, no NAD or pod cache, so neither create on events nor list/watch."""
     assert flatten(find(rendered(variant), "ClusterRole", "netplex-node")) == THIN_NODE
 
 

@@ -76,10 +76,17 @@ class Cluster:
             self.sock, kubeconfig=api.kubeconfig(tmp / "kubeconfig"), environ=host_environ(),
             extra=("--metrics-address", f"127.0.0.1:{self.port}", "--node-name", "node-7"))
 
-    def run(self, command: str, pod: str, ns: Netns) -> Any:
-        env = cni_env(command, container_id=f"c-{pod}", netns=ns.path,
-                      args=f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}")
+    def run(self, command: str, pod: str, ns: Netns, uid: str = "") -> Any:
+        """The runtime's call; ``uid``: the sandbox's K8S_POD_UID, as kubelets pass it."""
+        args = f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}" + (f";K8S_POD_UID={uid}" if uid else "")
+        env = cni_env(command, container_id=f"c-{pod}", netns=ns.path, args=args)
         return thick.run_shim(self.shim, env, self.conf)
+
+    def pod_gets(self, pod: str) -> int:
+        return len(self.api.requests_matching("GET", f"/api/v1/namespaces/default/pods/{pod}"))
+
+    def pods_cached(self) -> float:
+        return scrape(self.port)[("netplex_node_pod_cache_size", ())]
 
     def events_of(self, pod: str) -> list[dict[str, Any]]:
         return [e for e in self.api.list_objects("events", "default") if e["involvedObject"]["name"] == pod]
@@ -193,3 +200,46 @@ def test_sigterm_posts_queued_events_and_stops_cleanly(cluster: Cluster, host_li
     assert "stopped by SIGTERM" in log
     assert len(cluster.events_of("web")) == 2
     assert cluster.run("DEL", "web", ns).returncode == 0  # the thin fallback
+
+
+def test_an_add_reads_its_pod_from_the_node_pod_cache_only_when_the_uid_is_the_sandboxs(
+        cluster: Cluster, host_link_names: Callable[[str], str]) -> None:
+    """The daemon watches the pods of --node-name node-7; other pods, and ADDs without a
+    K8S_POD_UID, are read with a GET as the thin plugin reads them."""
+    cluster.api.create(bridge_nad("pod-net", host_link_names("npd"), BRIDGE_NET, cluster.data))
+    selection = {"k8s.v1.cni.cncf.io/networks": "pod-net"}
+    here = cluster.api.create(make_pod("here", annotations=selection, node_name="node-7"))
+    unbound = cluster.api.create(make_pod("unbound", annotations=selection))  # not on this node as far as the watch knows
+    cluster.api.create(make_pod("no-uid", annotations=selection, node_name="node-7"))
+    wait_until(lambda: cluster.pods_cached() == 2, "this node's two pods in the cache")
+    assert scrape(cluster.port)[("netplex_node_pod_cache_synced", ())] == 1
+    listed = cluster.api.requests_matching("GET", "/api/v1/pods")
+    assert {r.param("fieldSelector") for r in listed} == {"spec.nodeName=node-7"}
+
+    for name, uid, gets in (("here", here["metadata"]["uid"], 0), ("unbound", unbound["metadata"]["uid"], 1),
+                            ("no-uid", "", 1)):
+        ns = cluster.make_netns()
+        added = cluster.run("ADD", name, ns, uid=uid)
+        assert added.returncode == 0, added.stdout
+        assert sorted(addresses(ns)) == ["eth0", "lo", "net1"], name  # the selection was read either way
+        assert cluster.pod_gets(name) == gets, name
+        assert cluster.run("DEL", name, ns, uid=uid).returncode == 0
+
+
+def test_a_late_add_for_a_re_created_pod_gets_it_and_is_refused_as_the_thin_plugin_refuses_it(
+        cluster: Cluster) -> None:
+    old = cluster.api.create(make_pod("web", node_name="node-7"))
+    wait_until(lambda: cluster.pods_cached() == 1, "the pod in the cache")
+    cluster.api.delete("pods", "default", "web")
+    wait_until(lambda: cluster.pods_cached() == 0, "the deleted pod gone from the cache")
+    new = cluster.api.create(make_pod("web", node_name="node-7"))
+    wait_until(lambda: cluster.pods_cached() == 1, "the new pod in the cache")
+    old_uid, new_uid = old["metadata"]["uid"], new["metadata"]["uid"]
+    added = cluster.run("ADD", "web", cluster.make_netns(), uid=old_uid)
+    assert added.returncode == 1
+    error = json.loads(added.stdout)
+    assert error["code"] == 7
+    assert error["msg"] == f'[default/web/{old_uid}]: expected pod UID "{old_uid}" but got "{new_uid}" from Kube API'
+    assert error["details"] == ("the pod was deleted and re-created under the same name (e.g. by a StatefulSet); "
+                                "this sandbox belongs to the old one")
+    assert cluster.pod_gets("web") == 1

@@ -53,9 +53,10 @@ def test_every_verb_result_and_event_outcome_exists_at_zero_before_any_request(
     for outcome in ("posted", "dropped", "failed"):
         assert value(samples, "netplex_node_events_total", outcome=outcome) == 0
     assert value(samples, "netplex_node_requests_in_flight") == 0
-    assert value(samples, "netplex_node_nad_cache_size") == 0
-    assert value(samples, "netplex_node_nad_cache_synced") == 0
-    assert value(samples, "netplex_node_nad_watch_restarts_total") == 0
+    for cache in ("nad", "pod"):
+        assert value(samples, f"netplex_node_{cache}_cache_size") == 0
+        assert value(samples, f"netplex_node_{cache}_cache_synced") == 0
+        assert value(samples, f"netplex_node_{cache}_watch_restarts_total") == 0
     assert value(samples, "process_resident_memory_bytes") > 0
 
 
@@ -171,6 +172,21 @@ def test_nad_cache_and_event_series_are_read_from_their_owners_at_scrape_time(
             value(samples, "netplex_node_events_total", outcome="posted")) == (7, 4, 9)
 
 
+def test_the_pod_cache_series_are_its_own_beside_the_nad_caches(served: tuple[DaemonMetrics, str]) -> None:
+    m, url = served
+    state = {"pods": 12, "pod_restarts": 2, "pods_synced": False}
+    m.bind_nad_cache(lambda: 3, lambda: 1, lambda: True)
+    m.bind_pod_cache(lambda: state["pods"], lambda: state["pod_restarts"], lambda: state["pods_synced"])
+    samples = scrape(url)
+    assert [value(samples, f"netplex_node_pod_{name}") for name in ("cache_size", "cache_synced",
+                                                                  "watch_restarts_total")] == [12, 0, 2]
+    assert [value(samples, f"netplex_node_nad_{name}") for name in ("cache_size", "cache_synced",
+                                                                  "watch_restarts_total")] == [3, 1, 1]
+    state.update(pods=13, pods_synced=True)
+    samples = scrape(url)
+    assert (value(samples, "netplex_node_pod_cache_size"), value(samples, "netplex_node_pod_cache_synced")) == (13, 1)
+
+
 def test_a_reading_that_fails_leaves_its_series_out_but_the_scrape_works(served: tuple[DaemonMetrics, str],
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     m, url = served
@@ -210,7 +226,7 @@ def test_the_plugin_and_the_shim_paths_never_import_prometheus_client() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import plugin.cni.main, plugin.node.events, plugin.node.nadcache; "
+    code = ("import sys; import plugin.cni.main, plugin.node.events, plugin.node.nadcache, plugin.node.podcache; "
             "print('prometheus_client' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

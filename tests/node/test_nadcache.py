@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ import yaml
 from plugin.cni import k8s
 from plugin.cni.kubeconfig import Connection, KubeconfigError
 from plugin.node.nadcache import NADS_PATH, NadCache
+from plugin.node.watchcache import WatchCache
 from tests.k8sapi import FakeApiServer, make_nad, make_namespace, make_pod
 
 FAST = {"backoff": 0.05, "max_backoff": 0.2}
@@ -59,19 +61,31 @@ def source(api: FakeApiServer, tmp_path: Path) -> k8s.ConnectionSource:
     return client.connection
 
 
-@pytest.fixture
-def make_cache(source: k8s.ConnectionSource) -> Iterator[Callable[..., NadCache]]:
-    made: list[NadCache] = []
+Cache = TypeVar("Cache", bound=WatchCache[Any])
 
-    def make(**kw: Any) -> NadCache:
-        cache = NadCache(kw.pop("connection_source", source), **{"timeout": 5.0, **FAST, **kw})
+
+@contextlib.contextmanager
+def started_caches(build: Callable[..., Cache]) -> Iterator[Callable[..., Cache]]:
+    """``make(**kw)``: ``build(**kw)`` with the fast test timings, started; all stopped at the end."""
+    made: list[Cache] = []
+
+    def make(**kw: Any) -> Cache:
+        cache = build(**{"timeout": 5.0, **FAST, **kw})
         made.append(cache)
         cache.start()
         return cache
 
-    yield make
-    for cache in made:
-        cache.stop()
+    try:
+        yield make
+    finally:
+        for cache in made:
+            cache.stop()
+
+
+@pytest.fixture
+def make_cache(source: k8s.ConnectionSource) -> Iterator[Callable[..., NadCache]]:
+    with started_caches(lambda **kw: NadCache(kw.pop("connection_source", source), **kw)) as make:
+        yield make
 
 
 # ------------------------------------------------------------------ list
