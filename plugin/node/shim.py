@@ -144,7 +144,7 @@ def fail(stdin: bytes, msg: str, details: str) -> int:
     except (ValueError, RecursionError):
         request = None
     version = request.get("cniVersion") if isinstance(request, dict) else None
-    error = {"cniVersion": version} if isinstance(version, str) and version and all(
+    error: dict[str, object] = {"cniVersion": version} if isinstance(version, str) and version and all(
         c in "0123456789." for c in version) else {}
     error.update(code=TRY_AGAIN_LATER, msg=msg, details=details)
     write_all(1, (json.dumps(error) + "\n").encode())
