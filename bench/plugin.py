@@ -86,6 +86,7 @@ OVERHEAD_TARGET = 0.25
 OVERHEAD_CASE = 3
 THICK_TARGET = 1.25  # thick ADD+DEL <= 1.25 x direct, for OVERHEAD_CASE networks
 SHIM_TARGET_MS = 5.0  # shim VERSION <= python -IS -c pass + 5 ms
+NODE = "bench-node"  # the pods' spec.nodeName and the daemon's --node-name (it watches this node's pods)
 SETTLE = 0.1  # seconds between two sides of a run: neither measures the other's background work
 
 
@@ -321,7 +322,8 @@ def inner(args: argparse.Namespace) -> int:
                                                    "ipam": ipam("198.18.80.0/20")}))
         cases = []
         for n in CASES:
-            pod = api.create(make_pod(f"web-{n}", annotations={NETWORKS: selection(n)} if n > 1 else None))
+            pod = api.create(make_pod(f"web-{n}", annotations={NETWORKS: selection(n)} if n > 1 else None,
+                                      node_name=NODE))
             cases.append(Case(n, f"web-{n}", f"bench{n}-{pod['metadata']['uid'][:8]}"))
         conf = json.dumps({
             "cniVersion": "1.0.0", "name": "netplex", "type": "netplex",
@@ -478,7 +480,7 @@ def start_daemon(tmp: Path, kubeconfig: Path, env: Mapping[str, str]) -> subproc
 
     sock = tmp / "run" / "netplex.sock"
     proc = subprocess.Popen([sys.executable, "-m", "plugin.node.daemon", "run", "--socket", str(sock),
-                             "--kubeconfig", str(kubeconfig), "--log-level", "warning"],
+                             "--kubeconfig", str(kubeconfig), "--log-level", "warning", "--node-name", NODE],
                             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while daemon.probe(str(sock), 1.0) != 0:
@@ -518,8 +520,8 @@ def parallel_pods(args: argparse.Namespace, api: Any, tmp: Path, pod_ns: str, ba
     count = args.parallel
     names = [f"{os.path.basename(pod_ns)}-p{i}" for i in range(count)]
     wanted = sorted(["lo", "eth0", *(f"net{i}" for i in range(1, OVERHEAD_CASE))])
-    for i in range(count):
-        api.create(make_pod(f"burst-{i}", annotations={NETWORKS: selection(OVERHEAD_CASE)}))
+    uids = [api.create(make_pod(f"burst-{i}", annotations={NETWORKS: selection(OVERHEAD_CASE)},
+                                node_name=NODE))["metadata"]["uid"] for i in range(count)]
     seconds: dict[str, float] = {}
     made: list[str] = []
     try:
@@ -530,7 +532,7 @@ def parallel_pods(args: argparse.Namespace, api: Any, tmp: Path, pod_ns: str, ba
             def one(i: int, command: str, argv: list[str] = argv, body: bytes = body, label: str = label) -> Ran:
                 env = {**base_env, "CNI_COMMAND": command, "CNI_CONTAINERID": f"burst-{label}-{i}",
                        "CNI_NETNS": f"/run/netns/{names[i]}", "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN,
-                       "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME=burst-{i}"}
+                       "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME=burst-{i};K8S_POD_UID={uids[i]}"}
                 return check_ok(f"{label} {command} of pod {i} at once", run_timed(argv, env, body))
 
             for command in ("ADD", "DEL"):
