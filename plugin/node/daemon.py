@@ -400,15 +400,18 @@ class Server:
                 self.hooks.request_started(verb)
                 start = time.monotonic()
                 status = 1
+                seconds: float | None = None
                 try:
                     status, out, err = self.runner(cni_env, stdin)
-                finally:
-                    self.hooks.request_finished(verb, status, time.monotonic() - start)
-                try:
-                    conn.sendall(wire.answer(status, out, err))
-                except OSError as exc:  # the shim timed out or was killed: the runtime will retry
-                    log.warning("%s for container %s finished after its shim left: %s", verb,
-                                cni_env.get("CNI_CONTAINERID", "?"), exc)
+                    seconds = time.monotonic() - start
+                    try:
+                        conn.sendall(wire.answer(status, out, err))
+                    except OSError as exc:  # the shim timed out or was killed: the runtime will retry
+                        log.warning("%s for container %s finished after its shim left: %s", verb,
+                                    cni_env.get("CNI_CONTAINERID", "?"), exc)
+                finally:  # after the answer is out: what this wakes (the Event poster) must not delay it
+                    self.hooks.request_finished(verb, status, seconds if seconds is not None
+                                                else time.monotonic() - start)
         except Exception:
             log.exception("request failed unexpectedly")
         finally:
