@@ -143,6 +143,11 @@ def test_the_daemon_runs_privileged_in_the_hosts_network_and_pid_namespaces(vari
 
 
 @pytest.mark.parametrize("variant", THICK_VARIANTS)
+def test_the_daemon_gets_no_service_link_variables_its_delegates_would_inherit(variant):
+    assert pod_spec(variant)["enableServiceLinks"] is False
+
+
+@pytest.mark.parametrize("variant", THICK_VARIANTS)
 def test_the_daemon_knows_its_node_for_events(variant):
     env = {e["name"]: e for e in container(daemonset(variant), "daemon")["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
