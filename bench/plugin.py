@@ -32,6 +32,9 @@ What runs, in one run of this script:
   daemon's RSS when idle after the warm-up and after ``--pods`` more pods (1 network,
   ADD+DEL each); and ``--parallel`` pods (3 networks each, a namespace each) ADDed all at
   once and then DELeted all at once, thick and thin, wall time of each burst.
+- Sides take turns within a run (order reversed every other run), with a pause of
+  ``SETTLE`` between two, so that one side's background work (the daemon's Events) does
+  not land on the next one's timing.
 - ``--against REF`` adds netplex as of a git ref (``git archive``, read only), measured
   in the same runs: before/after on the same noisy machine. ``--isolated`` adds a zipapp
   whose ``#!`` line is ``<--python> -IS`` (no ``site``, no ``PYTHON*`` variables).
