@@ -117,7 +117,7 @@ def _subdomain_reason(value: str, limit: int = DNS1123_SUBDOMAIN_MAX) -> str | N
             return "has an empty part between dots"
         part_reason = _label_reason(part)
         if part_reason is not None and len(part) <= DNS1123_LABEL_MAX:
-            return f"part {show(part)} {part_reason}"
+            return f"has a part {show(part)} that {part_reason}"
     return None
 
 

@@ -168,8 +168,8 @@ def test_bad_sans_are_all_reported_and_nothing_is_written(tmp_path: Path) -> Non
 
     assert (code, stdout) == (2, "")
     assert stderr.splitlines() == [
-        "netplexctl certs: --san: \"my_host\" is not a valid DNS name (a DNS-1123 subdomain: it part \"my_host\" "
-        "contains '_'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
+        "netplexctl certs: --san: \"my_host\" is not a valid DNS name (a DNS-1123 subdomain: it has a part \"my_host\" "
+        "that contains '_'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
         "with a letter or digit, at most 253 characters",
         'netplexctl certs: --san: "10.0.0.1:443" is not an IP address nor a DNS name; write an address without brackets or a port',
     ]

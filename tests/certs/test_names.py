@@ -55,7 +55,7 @@ def test_ips_become_addresses_names_are_lowercased_and_duplicates_and_listen_add
 @pytest.mark.parametrize(
     ("host", "message"),
     [
-        ("my_host", '"my_host" is not a valid DNS name (a DNS-1123 subdomain: it part "my_host" contains \'_\'); '
+        ("my_host", '"my_host" is not a valid DNS name (a DNS-1123 subdomain: it has a part "my_host" that contains \'_\'); '
                     "use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
                     "with a letter or digit, at most 253 characters"),
         ("a..b", '"a..b" is not a valid DNS name (a DNS-1123 subdomain: it has an empty part between dots); '

@@ -161,8 +161,8 @@ def test_a_hostname_that_cannot_be_a_san_is_left_out_with_a_warning(caplog: pyte
         x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["localhost", "ok.example"]
     assert caplog.messages == [
-        "--self-signed: \"build_host_01\" is not a valid DNS name (a DNS-1123 subdomain: it part \"build_host_01\" "
-        "contains '_'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
+        "--self-signed: \"build_host_01\" is not a valid DNS name (a DNS-1123 subdomain: it has a part \"build_host_01\" "
+        "that contains '_'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
         "with a letter or digit, at most 253 characters; left out of the certificate"
     ]
 

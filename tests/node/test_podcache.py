@@ -145,9 +145,9 @@ def test_an_expired_watch_means_a_relist(api: FakeApiServer, make_cache: Callabl
 @pytest.mark.parametrize(("node", "message"), [
     ("", '"" is not a valid node name (a DNS-1123 subdomain: it is empty); use lowercase letters, digits, '
          "'-' and '.', each dot-separated part starting and ending with a letter or digit, at most 253 characters"),
-    ("node-7,spec.nodeName!=x", '"node-7,spec.nodeName!=x" is not a valid node name (a DNS-1123 subdomain: it part '
-                                '"node-7,spec" contains \',\'); use lowercase letters'),
-    ("Worker_1", '"Worker_1" is not a valid node name (a DNS-1123 subdomain: it part "Worker_1" contains '
+    ("node-7,spec.nodeName!=x", '"node-7,spec.nodeName!=x" is not a valid node name (a DNS-1123 subdomain: it has a part '
+                                '"node-7,spec" that contains \',\'); use lowercase letters'),
+    ("Worker_1", '"Worker_1" is not a valid node name (a DNS-1123 subdomain: it has a part "Worker_1" that contains '
                  "uppercase 'W'); use lowercase letters"),
 ])
 def test_a_node_name_that_would_change_the_selector_is_refused(node: str, message: str) -> None:
@@ -292,6 +292,6 @@ def test_a_node_name_that_is_no_node_name_leaves_the_daemon_without_a_pod_cache_
     assert node.pods is None
     assert node.caches() == [node.nads]  # NADs still cached; every ADD GETs its pod, as the thin plugin does
     assert caplog.messages == [
-        '--node-name: "Worker_1" is not a valid node name (a DNS-1123 subdomain: it part "Worker_1" contains '
+        '--node-name: "Worker_1" is not a valid node name (a DNS-1123 subdomain: it has a part "Worker_1" that contains '
         "uppercase 'W'); use lowercase letters, digits, '-' and '.', each dot-separated part starting and ending "
         "with a letter or digit, at most 253 characters; without a pod cache, every ADD GETs its pod"]

@@ -50,8 +50,8 @@ def test_dns1123_subdomain_accepts_dotted_names(value: str) -> None:
     ("value", "reason"),
     [
         ("a..b", "has an empty part between dots"),
-        ("a.-b", 'part "-b" starts with \'-\''),
-        ("A.b", "part \"A\" contains uppercase 'A'"),
+        ("a.-b", 'has a part "-b" that starts with \'-\''),
+        ("A.b", "has a part \"A\" that contains uppercase 'A'"),
         ("x" * 254, "has 254 characters, more than 253"),
     ],
 )
@@ -261,7 +261,7 @@ def test_label_keys_kubernetes_accepts_are_accepted(value: str) -> None:
         ("a/b/c", "contains more than one '/'"),
         ("/rack", "has an empty prefix before '/'"),
         ("example.com/", "has an empty name part"),
-        ("Example.com/rack", "has a prefix \"Example.com\" that is not a DNS subdomain: it part \"Example\" contains uppercase 'E'"),
+        ("Example.com/rack", "has a prefix \"Example.com\" that is not a DNS subdomain: it has a part \"Example\" that contains uppercase 'E'"),
         ("example.com/r k", "has a name part \"r k\" that contains ' '"),
     ],
 )
